@@ -1,0 +1,3 @@
+pub mod capabilities;
+pub mod model;
+pub mod runtime;
