@@ -1,3 +1,12 @@
+//! webcare: a plugin host for social customer care.
+//!
+//! Channel connectors (Twitter/X, Facebook, forums, e-mail) are WebAssembly
+//! components built against the WIT contract in `wit/`. This crate loads
+//! them into a sandbox ([`runtime`]), grants each only the capabilities its
+//! configuration names ([`capabilities`]), and turns what they bring in into
+//! one normalised stream ([`model`]).
+
 pub mod capabilities;
+pub mod cli;
 pub mod model;
 pub mod runtime;

@@ -382,3 +382,131 @@ mod tests {
         assert_eq!(u.external_id(), "1");
     }
 }
+
+/// A setting or secret that does not fit a plugin's declared schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct SettingError {
+    /// The setting or secret name.
+    pub key: String,
+    pub problem: String,
+}
+
+impl PluginInfo {
+    /// Checks operator-given settings and secret names against the schema
+    /// the plugin declared, and fills in defaults. Every problem is reported,
+    /// each naming its key.
+    pub fn apply_settings<'a>(
+        &self,
+        settings: &std::collections::BTreeMap<String, String>,
+        secret_names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<std::collections::BTreeMap<String, String>, Vec<SettingError>> {
+        let secret_names: std::collections::BTreeSet<&str> = secret_names.into_iter().collect();
+        let mut errors = Vec::new();
+        let mut resolved = std::collections::BTreeMap::new();
+        let err = |key: &str, problem: String| SettingError {
+            key: key.to_string(),
+            problem,
+        };
+        for key in settings.keys() {
+            match self.settings.iter().find(|s| &s.name == key) {
+                None => errors.push(err(key, format!("unknown setting; {} declares: {}", self.name, self.declared(false)))),
+                Some(spec) if spec.secret => errors.push(err(
+                    key,
+                    "is a secret: give it under `secrets` by reference (env or file), not as a setting".into(),
+                )),
+                Some(_) => {}
+            }
+        }
+        for key in &secret_names {
+            match self.settings.iter().find(|s| s.name == *key) {
+                None => errors.push(err(key, format!("unknown secret; {} declares: {}", self.name, self.declared(true)))),
+                Some(spec) if !spec.secret => errors.push(err(key, "is a setting, not a secret: give it under `settings`".into())),
+                Some(_) => {}
+            }
+        }
+        for spec in &self.settings {
+            if spec.secret {
+                if spec.required && !secret_names.contains(spec.name.as_str()) {
+                    errors.push(err(&spec.name, format!("required secret is missing ({})", spec.description)));
+                }
+                continue;
+            }
+            let value = settings.get(&spec.name).or(spec.default_value.as_ref());
+            match value {
+                Some(v) => match spec.validate(v) {
+                    Ok(()) => {
+                        resolved.insert(spec.name.clone(), v.clone());
+                    }
+                    Err(problem) => errors.push(err(&spec.name, problem)),
+                },
+                None if spec.required => {
+                    errors.push(err(&spec.name, format!("required setting is missing ({})", spec.description)))
+                }
+                None => {}
+            }
+        }
+        if errors.is_empty() { Ok(resolved) } else { Err(errors) }
+    }
+
+    fn declared(&self, secret: bool) -> String {
+        let names: Vec<&str> = self
+            .settings
+            .iter()
+            .filter(|s| s.secret == secret)
+            .map(|s| s.name.as_str())
+            .collect();
+        if names.is_empty() { "(none)".into() } else { names.join(", ") }
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn info() -> PluginInfo {
+        let spec = |name: &str, t, required, default: Option<&str>, secret| SettingSpec {
+            name: name.into(),
+            description: format!("the {name}"),
+            setting_type: t,
+            required,
+            default_value: default.map(str::to_string),
+            secret,
+        };
+        PluginInfo {
+            name: "demo".into(),
+            version: "1.0.0".into(),
+            channel: "test".into(),
+            description: String::new(),
+            features: vec![Feature::Poll],
+            settings: vec![
+                spec("base_url", SettingType::Url, true, None, false),
+                spec("page_size", SettingType::Integer, false, Some("50"), false),
+                spec("api_token", SettingType::Text, true, None, true),
+            ],
+        }
+    }
+
+    #[test]
+    fn fills_defaults_and_accepts_good_input() {
+        let given = BTreeMap::from([("base_url".to_string(), "https://api.example.com".to_string())]);
+        let resolved = info().apply_settings(&given, ["api_token"]).unwrap();
+        assert_eq!(resolved["page_size"], "50");
+        assert!(!resolved.contains_key("api_token"));
+    }
+
+    #[test]
+    fn names_every_bad_key() {
+        let given = BTreeMap::from([
+            ("page_size".to_string(), "many".to_string()),
+            ("colour".to_string(), "blue".to_string()),
+            ("api_token".to_string(), "inline!".to_string()),
+        ]);
+        let errors = info().apply_settings(&given, ["nope"]).unwrap_err();
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        for k in ["colour", "api_token", "nope", "base_url", "page_size"] {
+            assert!(keys.contains(&k), "{k} missing from {errors:?}");
+        }
+    }
+}
