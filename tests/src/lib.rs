@@ -1,0 +1,37 @@
+//! The test kit: builds the plugins the tests load, serves fake channel
+//! APIs on loopback, and makes runtimes that share one component cache.
+//!
+//! `plugins` and `fake_api` do not depend on the host crate, so the host's
+//! own CLI tests include them by path.
+
+pub mod fake_api;
+pub mod plugins;
+
+use std::path::PathBuf;
+
+use webcare::runtime::{EngineSettings, Runtime, RuntimeConfig};
+
+/// A runtime whose component cache is shared by all test binaries, so each
+/// plugin is compiled once per build, not once per test.
+pub fn runtime() -> Runtime {
+    runtime_with(EngineSettings::default())
+}
+
+pub fn runtime_with(engine: EngineSettings) -> Runtime {
+    Runtime::new(RuntimeConfig {
+        engine,
+        cache_dir: Some(test_cache_dir()),
+        extra_roots_pem: Vec::new(),
+    })
+    .expect("runtime")
+}
+
+pub fn test_cache_dir() -> PathBuf {
+    plugins::workspace_root().join("target").join("test-component-cache")
+}
+
+/// Reads a file from the shared public fixtures (`../shared/fixtures`).
+pub fn shared_fixture(rel: &str) -> Vec<u8> {
+    let path = plugins::workspace_root().join("../shared/fixtures").join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}

@@ -82,6 +82,9 @@ mod tests {
         let payload: Box<dyn std::any::Any + Send> = Box::new(format!("formatted {}", 42));
         assert_eq!(panic_message(payload.as_ref()), "formatted 42");
         let payload: Box<dyn std::any::Any + Send> = Box::new(7_u8);
-        assert_eq!(panic_message(payload.as_ref()), "panic with a non-string payload");
+        assert_eq!(
+            panic_message(payload.as_ref()),
+            "panic with a non-string payload"
+        );
     }
 }

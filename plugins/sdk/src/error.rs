@@ -192,6 +192,8 @@ mod tests {
     #[test]
     fn serde_errors_are_invalid_input() {
         let error: Error = serde_json::from_str::<u32>("\"text\"").unwrap_err().into();
-        assert!(matches!(error, Error::InvalidInput(detail) if detail.starts_with("malformed JSON")));
+        assert!(
+            matches!(error, Error::InvalidInput(detail) if detail.starts_with("malformed JSON"))
+        );
     }
 }

@@ -87,6 +87,7 @@ mod error;
 pub mod http;
 pub mod log;
 pub mod secrets;
+pub mod security;
 pub mod settings;
 pub mod socket;
 pub mod state;
@@ -107,7 +108,7 @@ pub mod bindings {
         runtime_path: "::webcare_plugin::__private::wit_bindgen::rt",
         additional_derives: [PartialEq, Eq],
         with: {
-            "webcare:connector/types/connector-error": crate::error::Error,
+            "webcare:connector/types@0.1.0/connector-error": crate::error::Error,
         },
     });
 }
@@ -145,7 +146,9 @@ pub trait Connector {
     /// Handles one webhook delivery, including verification handshakes.
     fn handle_webhook(request: WebhookRequest) -> Result<WebhookOutcome> {
         let _ = request;
-        Err(Error::unsupported("this connector does not accept webhooks"))
+        Err(Error::unsupported(
+            "this connector does not accept webhooks",
+        ))
     }
 
     /// Carries out an agent's action on the message `target`.
@@ -165,14 +168,28 @@ pub fn context() -> Context {
 
 /// Exports a [`Connector`] implementation as the component's
 /// `webcare:connector/connector` interface. Call it exactly once, at the
-/// crate root of the connector's `cdylib`:
+/// crate root of the connector's `cdylib`. It expands to nothing when the
+/// target is not `wasm32`, so the crate also builds natively for tests:
 ///
-/// ```ignore
+/// ```no_run
+/// use webcare_plugin::{Connector, PluginInfo};
+///
+/// struct MyConnector;
+///
+/// impl Connector for MyConnector {
+///     fn describe() -> PluginInfo {
+///         PluginInfo::new("mine", "1.0.0", "example", "Does nothing yet.")
+///     }
+/// }
+///
 /// webcare_plugin::export!(MyConnector);
 /// ```
 #[macro_export]
 macro_rules! export {
     ($connector:ty) => {
+        // Exports exist only in the component; a native build (unit tests,
+        // benchmarks of a connector's pure code) leaves them out.
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             #[doc(hidden)]
             type __WebcareConnectorExport = $crate::__private::Adapter<$connector>;

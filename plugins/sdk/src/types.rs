@@ -154,8 +154,9 @@ impl WebhookRequest {
 
     /// The body parsed as JSON; a body that does not parse is invalid input.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body)
-            .map_err(|error| Error::invalid_input(format!("webhook body is not the expected JSON: {error}")))
+        serde_json::from_slice(&self.body).map_err(|error| {
+            Error::invalid_input(format!("webhook body is not the expected JSON: {error}"))
+        })
     }
 }
 
@@ -364,7 +365,14 @@ mod tests {
     #[test]
     fn message_defaults_follow_the_kind() {
         let author = Author::new("1", "ann");
-        let dm = Message::new("m1", "t1", MessageKind::DirectMessage, author.clone(), "hi", 5);
+        let dm = Message::new(
+            "m1",
+            "t1",
+            MessageKind::DirectMessage,
+            author.clone(),
+            "hi",
+            5,
+        );
         assert_eq!(dm.visibility, Visibility::Private);
         assert_eq!(dm.direction, Direction::Inbound);
         let post = Message::new("m2", "m2", MessageKind::Post, author, "hi", 5);
@@ -397,6 +405,9 @@ mod tests {
         assert_eq!(request.query_param("Challenge"), None);
         let response = WebhookResponse::json(200, &serde_json::json!({"ok": true})).unwrap();
         assert_eq!(response.body, br#"{"ok":true}"#);
-        assert_eq!(find_pair(&response.headers, "Content-Type"), Some("application/json"));
+        assert_eq!(
+            find_pair(&response.headers, "Content-Type"),
+            Some("application/json")
+        );
     }
 }
