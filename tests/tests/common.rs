@@ -38,16 +38,19 @@ pub fn grants(brand: &str, settings: &[(&str, &str)], secrets: &[(&str, &str)], 
 pub async fn template(runtime: &Runtime, brand: &str, api: &FakeApi) -> ConnectorInstance {
     let plugin = runtime.load_file(&plugin_path("template_connector")).await.expect("load template");
     let base = api.base_url();
-    runtime.connector(
-        plugin,
-        grants(
-            brand,
-            &[("base_url", &base), ("brand_handle", "acme_care"), ("page_size", "2")],
-            &[("api_token", TOKEN)],
-            &[api.allow_entry()],
-        ),
-        CallLimits::default(),
-    )
+    runtime
+        .configured_connector(
+            plugin,
+            grants(
+                brand,
+                &[("base_url", &base), ("brand_handle", "acme_care"), ("page_size", "2")],
+                &[("api_token", TOKEN)],
+                &[api.allow_entry()],
+            ),
+            CallLimits::default(),
+        )
+        .await
+        .expect("template settings fit")
 }
 
 /// A hostile connector in `mode` with extra settings.
@@ -55,11 +58,10 @@ pub async fn hostile(runtime: &Runtime, mode: &str, extra: &[(&str, &str)], allo
     let plugin = runtime.load_file(&plugin_path("hostile_plugin")).await.expect("load hostile");
     let mut settings = vec![("mode", mode)];
     settings.extend_from_slice(extra);
-    runtime.connector(
-        plugin,
-        grants("hostile-brand", &settings, &[("token", TOKEN)], allow),
-        limits,
-    )
+    runtime
+        .configured_connector(plugin, grants("hostile-brand", &settings, &[("token", TOKEN)], allow), limits)
+        .await
+        .expect("hostile settings fit")
 }
 
 fn item(id: &str, text: &str, author: &str, created: &str) -> Value {

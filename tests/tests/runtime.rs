@@ -38,7 +38,7 @@ async fn template_polls_pages_with_cursor_and_normalises() {
     assert_eq!(m1.author.handle, "jan");
     assert_eq!(m1.author.followers, Some(1200));
     assert_eq!(m1.language.as_deref(), Some("nl"));
-    assert_eq!(m1.created_at, 1_763_630_100_000);
+    assert_eq!(m1.created_at, 1_795_166_100_000);
     assert_eq!(m1.metrics.likes, Some(3));
     assert_eq!(first.messages[1].text, "مرحبا، طلبي لم يصل بعد");
 
@@ -46,7 +46,7 @@ async fn template_polls_pages_with_cursor_and_normalises() {
     let second = feed.poll(first.next_cursor.as_deref()).await.expect("second poll");
     assert_eq!(second.messages[0].external_id, "m3");
     assert_eq!(second.messages[0].text, "Bedankt voor de snelle hulp! 🙏🏽👍");
-    assert_eq!(second.messages[0].created_at, 1_763_629_200_000, "offset +01:00 honoured");
+    assert_eq!(second.messages[0].created_at, 1_795_165_200_000, "offset +01:00 honoured");
     let third = feed.poll(second.next_cursor.as_deref()).await.expect("third poll");
     assert!(!third.has_more);
     let mut ids: Vec<String> = [&first, &second, &third]
@@ -125,11 +125,14 @@ async fn wrong_token_is_a_typed_unauthorized_error() {
     let rt = runtime();
     let plugin = rt.load_file(&plugin_path("template_connector")).await.unwrap();
     let base = api.base_url();
-    let mut feed = rt.connector(
-        plugin,
-        grants("acme", &[("base_url", &base), ("brand_handle", "acme_care")], &[("api_token", "wrong-token")], &[api.allow_entry()]),
-        CallLimits::default(),
-    );
+    let mut feed = rt
+        .configured_connector(
+            plugin,
+            grants("acme", &[("base_url", &base), ("brand_handle", "acme_care")], &[("api_token", "wrong-token")], &[api.allow_entry()]),
+            CallLimits::default(),
+        )
+        .await
+        .unwrap();
     let err = feed.poll(None).await.unwrap_err();
     assert_eq!(err.kind(), "unauthorized", "{err}");
 }

@@ -18,6 +18,8 @@
 //! Build the component with
 //! `cargo build --target wasm32-wasip2 --profile plugin -p template-connector`.
 
+#![warn(missing_docs)]
+
 pub mod feed;
 
 pub use feed::{Page, normalize_page};

@@ -132,40 +132,16 @@ impl GrantArgs {
             secrets.insert(k.to_string(), resolve_secret(k, v)?);
         }
         let allow_list = AllowList::parse(&self.allow_hosts)?;
-        let info = describe(runtime, plugin.clone()).await?;
-        let settings = info
-            .apply_settings(&given, secrets.keys().map(String::as_str))
-            .map_err(|errors| {
-                let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-                anyhow!("settings do not fit {}: {}", info.name, lines.join("; "))
-            })?;
         let grants = Grants::new(
             id,
-            settings,
+            given,
             secrets,
             allow_list,
             IoLimits::default(),
             Arc::new(MemoryStateStore::default()),
         );
-        Ok(runtime.connector(plugin, grants, self.limits()))
+        Ok(runtime.configured_connector(plugin, grants, self.limits()).await?)
     }
-}
-
-/// describe() with nothing granted.
-async fn describe(runtime: &Runtime, plugin: SharedPlugin) -> anyhow::Result<crate::model::PluginInfo> {
-    let grants = Grants::new(
-        ConnectorId {
-            brand: "-".into(),
-            connector: "-".into(),
-        },
-        BTreeMap::new(),
-        BTreeMap::new(),
-        AllowList::default(),
-        IoLimits::default(),
-        Arc::new(MemoryStateStore::default()),
-    );
-    let mut instance = runtime.connector(plugin, grants, CallLimits::default());
-    Ok(instance.describe().await?)
 }
 
 fn print_json_line(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -201,13 +177,12 @@ pub async fn run(cli: &Cli, cmd: &PluginCommand) -> anyhow::Result<ExitCode> {
     let mut out = stdout.lock();
     match cmd {
         PluginCommand::Inspect { json, .. } => {
-            let info = describe(&runtime, plugin.clone()).await?;
+            let info = runtime.describe(plugin.clone()).await?;
             if *json {
                 let value = serde_json::json!({
                     "plugin": info,
                     "contract": format!("webcare:connector@{}", plugin.contract),
                     "capabilities": plugin.capabilities(),
-                    "ungranted_imports": plugin.ungranted_imports(),
                     "imports": plugin.imports,
                     "sha256": hex::encode(plugin.digest),
                 });
@@ -275,10 +250,6 @@ fn print_inspect(out: &mut impl Write, plugin: &SharedPlugin, info: &crate::mode
     let features: Vec<String> = info.features.iter().map(|f| format!("{f:?}").to_lowercase()).collect();
     writeln!(out, "features:     {}", features.join(", "))?;
     writeln!(out, "capabilities: {}", plugin.capabilities().join(", "))?;
-    let ungranted = plugin.ungranted_imports();
-    if !ungranted.is_empty() {
-        writeln!(out, "not granted:  {} (calls trap)", ungranted.join(", "))?;
-    }
     writeln!(out, "sha256:       {}", hex::encode(plugin.digest))?;
     if info.settings.is_empty() {
         writeln!(out, "settings:     (none)")?;

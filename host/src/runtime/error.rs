@@ -61,6 +61,11 @@ pub enum PluginError {
         found: String,
         supported: String,
     },
+    #[error(
+        "{what} imports {}, which webcare does not grant: a plugin gets no filesystem and no sockets except through the webcare:connector capabilities",
+        imports.join(", ")
+    )]
+    Ungranted { what: String, imports: Vec<String> },
     #[error("cannot link {what}: {detail}")]
     Link { what: String, detail: String },
     #[error("cannot start plugin instance: {0}")]
@@ -121,6 +126,7 @@ impl PluginError {
             | PluginError::NotAComponent { .. }
             | PluginError::WrongWorld { .. }
             | PluginError::UnsupportedVersion { .. }
+            | PluginError::Ungranted { .. }
             | PluginError::Link { .. } => "load",
             PluginError::Instantiate(_) => "instantiate",
             PluginError::InvalidOutput(_) => "invalid-output",

@@ -223,7 +223,9 @@ fn backtrace_lines(err: &wasmtime::Error) -> Vec<String> {
     bt.frames()
         .iter()
         .map(|frame| {
-            let name = frame.func_name().unwrap_or("<unnamed>");
+            let name = frame
+                .func_name()
+                .map_or_else(|| "<unnamed>".to_string(), |n| format!("{:#}", rustc_demangle::demangle(n)));
             let location = frame
                 .symbols()
                 .iter()

@@ -28,7 +28,8 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 
 use crate::capabilities::http::HttpClient;
 use crate::capabilities::socket::TlsSettings;
-use crate::capabilities::Grants;
+use crate::capabilities::{AllowList, ConnectorId, Grants, IoLimits, MemoryStateStore};
+use crate::model::{PluginInfo, SettingError};
 pub use bindings::{Call, Reply};
 pub use cache::Origin;
 pub use engine::{Allocation, AllocatorInUse, EngineSettings, Interruption};
@@ -53,6 +54,15 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// PEM root certificates trusted for sockets in addition to WebPKI's.
     pub extra_roots_pem: Vec<Vec<u8>>,
+}
+
+/// A connector that cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("settings do not fit plugin {plugin}: {}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Settings { plugin: String, errors: Vec<SettingError> },
 }
 
 /// Failure to build the runtime itself (not a plugin's fault).
@@ -164,6 +174,7 @@ impl Runtime {
             })?;
         let (imports, exports) = plugin::interface_names(&component, &self.inner.engine);
         let (contract, line) = plugin::contract_version(what, &exports)?;
+        plugin::check_imports(what, &imports)?;
         let pre = bindings::Pre::new(&self.inner.linkers, line, &component, what)?;
         let plugin = Arc::new(Plugin {
             what: what.to_string(),
@@ -176,10 +187,6 @@ impl Runtime {
             pre,
             info: tokio::sync::OnceCell::new(),
         });
-        let ungranted = plugin.ungranted_imports();
-        if !ungranted.is_empty() {
-            tracing::warn!(plugin = %what, "plugin imports interfaces webcare does not grant (calls to them trap): {}", ungranted.join(", "));
-        }
         tracing::debug!(plugin = %what, contract = %plugin.contract, ?origin, "plugin loaded");
         self.inner
             .plugins
@@ -203,6 +210,44 @@ impl Runtime {
             limits.memory_bytes = self.inner.settings.max_memory_bytes;
         }
         ConnectorInstance::new(self.clone(), plugin, Arc::new(grants), limits)
+    }
+
+    /// `describe()` of a plugin, run with nothing granted; cached on the plugin.
+    pub async fn describe(&self, plugin: SharedPlugin) -> Result<PluginInfo, PluginError> {
+        if let Some(info) = plugin.info.get() {
+            return Ok(info.clone());
+        }
+        let grants = Grants::new(
+            ConnectorId {
+                brand: "-".into(),
+                connector: "-".into(),
+            },
+            Default::default(),
+            Default::default(),
+            AllowList::default(),
+            IoLimits::default(),
+            Arc::new(MemoryStateStore::default()),
+        );
+        self.connector(plugin, grants, CallLimits::default()).describe().await
+    }
+
+    /// A connector whose settings have been checked against the plugin's
+    /// declared schema, with defaults filled in: what operators' configs and
+    /// the CLI use. Every problem is reported, each naming its key.
+    pub async fn configured_connector(
+        &self,
+        plugin: SharedPlugin,
+        mut grants: Grants,
+        limits: CallLimits,
+    ) -> Result<ConnectorInstance, SetupError> {
+        let info = self.describe(plugin.clone()).await?;
+        grants.settings = info
+            .apply_settings(&grants.settings, grants.secrets.keys().map(String::as_str))
+            .map_err(|errors| SetupError::Settings {
+                plugin: info.name.clone(),
+                errors,
+            })?;
+        Ok(self.connector(plugin, grants, limits))
     }
 
     /// A store for one instance, with its limiter and interruption set up.

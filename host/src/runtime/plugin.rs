@@ -96,16 +96,26 @@ impl Plugin {
             .collect()
     }
 
-    /// WASI interfaces it imports that webcare does not grant: calling them traps.
-    pub fn ungranted_imports(&self) -> Vec<String> {
-        const GRANTED: &[&str] = &[
-            "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:cli/", "webcare:connector/",
-        ];
-        self.imports
-            .iter()
-            .filter(|i| !GRANTED.iter().any(|g| i.starts_with(g)))
-            .cloned()
-            .collect()
+}
+
+/// Interface prefixes a plugin may import. Anything else (filesystem,
+/// sockets, HTTP outside the `http` capability) is refused at load time.
+pub const GRANTED_IMPORTS: &[&str] = &["wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:cli/", "webcare:connector/"];
+
+/// Refuses a component that imports interfaces the host does not grant.
+pub fn check_imports(what: &str, imports: &[String]) -> Result<(), PluginError> {
+    let ungranted: Vec<String> = imports
+        .iter()
+        .filter(|i| !GRANTED_IMPORTS.iter().any(|g| i.starts_with(g)))
+        .cloned()
+        .collect();
+    if ungranted.is_empty() {
+        Ok(())
+    } else {
+        Err(PluginError::Ungranted {
+            what: what.to_string(),
+            imports: ungranted,
+        })
     }
 }
 

@@ -78,6 +78,8 @@
 //! that first tells the host the panic message and its source location (see
 //! `log.report-panic` in the contract), so operators see why a plugin trapped.
 
+#![warn(missing_docs)]
+
 extern crate self as webcare_plugin;
 
 mod adapter;

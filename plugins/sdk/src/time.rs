@@ -1,4 +1,4 @@
-//! Timestamps: the contract's [`TimestampMs`](crate::TimestampMs) is
+//! Timestamps: the contract's [`TimestampMs`] is
 //! milliseconds since the Unix epoch, UTC; channels mostly speak RFC 3339.
 //!
 //! ```

@@ -96,8 +96,8 @@ impl HasData for HasTable {
 
 /// Links the WASI subset a plugin may use: stdout/stderr (into the log),
 /// clocks, random numbers, an empty environment and `exit`. Filesystem and
-/// sockets are absent on purpose; a component that imports them anyway gets
-/// imports that trap when called (see [`Pre::new`]).
+/// sockets are absent on purpose: a component that imports them is refused
+/// at load time (see [`crate::runtime::plugin::GRANTED_IMPORTS`]).
 fn link_wasi(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
     use wasmtime_wasi::cli::WasiCli;
     use wasmtime_wasi::clocks::WasiClocks;
@@ -145,9 +145,8 @@ impl Linkers {
 }
 
 impl Pre {
-    /// Pre-links `component` for `line`. Imports the host does not grant
-    /// (say `wasi:filesystem`) are defined as traps, so such a plugin loads
-    /// and fails only if it really calls them.
+    /// Pre-links `component` for `line`. The caller has already refused
+    /// components that import anything the host does not grant.
     pub fn new(
         linkers: &Linkers,
         line: ContractLine,
@@ -160,11 +159,7 @@ impl Pre {
         };
         match line {
             ContractLine::V0_1 => {
-                let mut linker = linkers.v0_1.clone();
-                linker
-                    .define_unknown_imports_as_traps(component)
-                    .map_err(link_err)?;
-                let pre = linker.instantiate_pre(component).map_err(link_err)?;
+                let pre = linkers.v0_1.instantiate_pre(component).map_err(link_err)?;
                 let pre = v0_1::ChannelConnectorPre::new(pre).map_err(link_err)?;
                 Ok(Pre::V0_1(pre))
             }
