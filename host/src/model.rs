@@ -121,7 +121,11 @@ impl Message {
                 .iter()
                 .map(|x| opt(&x.url) + opt(&x.mime_type) + opt(&x.name) + opt(&x.alt_text) + 16)
                 .sum::<usize>()
-            + self.properties.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+            + self
+                .properties
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
             + 128
     }
 }
@@ -362,7 +366,12 @@ mod tests {
             secret: false,
         };
         assert!(spec(SettingType::Integer).validate("42").is_ok());
-        assert!(spec(SettingType::Integer).validate("4x").unwrap_err().contains("integer"));
+        assert!(
+            spec(SettingType::Integer)
+                .validate("4x")
+                .unwrap_err()
+                .contains("integer")
+        );
         assert!(spec(SettingType::Boolean).validate("yes").is_err());
         assert!(spec(SettingType::Url).validate("https://api.x.com").is_ok());
         assert!(spec(SettingType::Url).validate("ftp://x").is_err());
@@ -420,15 +429,28 @@ impl PluginInfo {
         }
         for key in &secret_names {
             match self.settings.iter().find(|s| s.name == *key) {
-                None => errors.push(err(key, format!("unknown secret; {} declares: {}", self.name, self.declared(true)))),
-                Some(spec) if !spec.secret => errors.push(err(key, "is a setting, not a secret: give it under `settings`".into())),
+                None => errors.push(err(
+                    key,
+                    format!(
+                        "unknown secret; {} declares: {}",
+                        self.name,
+                        self.declared(true)
+                    ),
+                )),
+                Some(spec) if !spec.secret => errors.push(err(
+                    key,
+                    "is a setting, not a secret: give it under `settings`".into(),
+                )),
                 Some(_) => {}
             }
         }
         for spec in &self.settings {
             if spec.secret {
                 if spec.required && !secret_names.contains(spec.name.as_str()) {
-                    errors.push(err(&spec.name, format!("required secret is missing ({})", spec.description)));
+                    errors.push(err(
+                        &spec.name,
+                        format!("required secret is missing ({})", spec.description),
+                    ));
                 }
                 continue;
             }
@@ -440,13 +462,18 @@ impl PluginInfo {
                     }
                     Err(problem) => errors.push(err(&spec.name, problem)),
                 },
-                None if spec.required => {
-                    errors.push(err(&spec.name, format!("required setting is missing ({})", spec.description)))
-                }
+                None if spec.required => errors.push(err(
+                    &spec.name,
+                    format!("required setting is missing ({})", spec.description),
+                )),
                 None => {}
             }
         }
-        if errors.is_empty() { Ok(resolved) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(resolved)
+        } else {
+            Err(errors)
+        }
     }
 
     fn declared(&self, secret: bool) -> String {
@@ -456,7 +483,11 @@ impl PluginInfo {
             .filter(|s| s.secret == secret)
             .map(|s| s.name.as_str())
             .collect();
-        if names.is_empty() { "(none)".into() } else { names.join(", ") }
+        if names.is_empty() {
+            "(none)".into()
+        } else {
+            names.join(", ")
+        }
     }
 }
 
@@ -490,7 +521,10 @@ mod settings_tests {
 
     #[test]
     fn fills_defaults_and_accepts_good_input() {
-        let given = BTreeMap::from([("base_url".to_string(), "https://api.example.com".to_string())]);
+        let given = BTreeMap::from([(
+            "base_url".to_string(),
+            "https://api.example.com".to_string(),
+        )]);
         let resolved = info().apply_settings(&given, ["api_token"]).unwrap();
         assert_eq!(resolved["page_size"], "50");
         assert!(!resolved.contains_key("api_token"));

@@ -15,7 +15,9 @@ use serde_json::json;
 use webcare::capabilities::{AllowList, ConnectorId, Grants, IoLimits, MemoryStateStore};
 use webcare::model::WebhookRequest;
 use webcare::runtime::cache::{ComponentCache, digest};
-use webcare::runtime::{Call, CallLimits, ConnectorInstance, EngineSettings, Interruption, Runtime, RuntimeConfig};
+use webcare::runtime::{
+    Call, CallLimits, ConnectorInstance, EngineSettings, Interruption, Runtime, RuntimeConfig,
+};
 use webcare_tests::plugins::plugin_path;
 
 fn runtime(interruption: Interruption) -> Runtime {
@@ -31,13 +33,18 @@ fn runtime(interruption: Interruption) -> Runtime {
 }
 
 fn connector(rt: &Runtime, tokio: &tokio::runtime::Runtime) -> ConnectorInstance {
-    let plugin = tokio.block_on(rt.load_file(&plugin_path("template_connector"))).unwrap();
+    let plugin = tokio
+        .block_on(rt.load_file(&plugin_path("template_connector")))
+        .unwrap();
     let settings = BTreeMap::from([
         ("base_url".to_string(), "https://feed.example".to_string()),
         ("brand_handle".to_string(), "acme_care".to_string()),
         ("page_size".to_string(), "100".to_string()),
     ]);
-    let secrets = BTreeMap::from([("api_token".to_string(), webcare::capabilities::Secret::new("t0ken-for-bench"))]);
+    let secrets = BTreeMap::from([(
+        "api_token".to_string(),
+        webcare::capabilities::Secret::new("t0ken-for-bench"),
+    )]);
     let grants = Grants::new(
         ConnectorId {
             brand: "bench".into(),
@@ -82,7 +89,10 @@ fn page_100() -> Vec<u8> {
 }
 
 fn bench_calls(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let rt = runtime(Interruption::Epoch);
     let mut inst = connector(&rt, &tokio);
     println!("allocator in use: {:?}", rt.allocator());
@@ -130,7 +140,10 @@ fn bench_calls(c: &mut Criterion) {
 }
 
 fn bench_normalise(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let page = page_100();
     let request = WebhookRequest {
         method: "POST".into(),
@@ -141,12 +154,16 @@ fn bench_normalise(c: &mut Criterion) {
     let mut group = c.benchmark_group("normalise_100_messages");
     group.throughput(Throughput::Elements(100));
     group.bench_function("native", |b| {
-        b.iter(|| black_box(template_connector::normalize_page(black_box(&page), "acme_care").unwrap()))
+        b.iter(|| {
+            black_box(template_connector::normalize_page(black_box(&page), "acme_care").unwrap())
+        })
     });
     for interruption in [Interruption::Epoch, Interruption::Fuel] {
         let rt = runtime(interruption);
         let mut inst = connector(&rt, &tokio);
-        let check = tokio.block_on(inst.handle_webhook(request.clone())).unwrap();
+        let check = tokio
+            .block_on(inst.handle_webhook(request.clone()))
+            .unwrap();
         assert_eq!(check.messages.len() + check.updates.len(), 100);
         group.bench_function(format!("wasm_{}", interruption.as_str()), |b| {
             b.iter_custom(|iters| {
@@ -173,9 +190,15 @@ fn bench_load(c: &mut Criterion) {
     disk.load(rt.engine(), &bytes, &id).unwrap();
     println!("template_connector.wasm: {} bytes", bytes.len());
     let mut group = c.benchmark_group("load_component");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
-    group.bench_function("from_disk_cache", |b| b.iter(|| black_box(disk.load(rt.engine(), &bytes, &id).unwrap())));
-    group.bench_function("compile", |b| b.iter(|| black_box(none.load(rt.engine(), &bytes, &id).unwrap())));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    group.bench_function("from_disk_cache", |b| {
+        b.iter(|| black_box(disk.load(rt.engine(), &bytes, &id).unwrap()))
+    });
+    group.bench_function("compile", |b| {
+        b.iter(|| black_box(none.load(rt.engine(), &bytes, &id).unwrap()))
+    });
     group.finish();
 }
 

@@ -21,7 +21,10 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -32,9 +35,15 @@ pub struct FakeApi {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-async fn record(State(log): State<Arc<Mutex<Vec<Recorded>>>>, req: Request, next: Next) -> Response {
+async fn record(
+    State(log): State<Arc<Mutex<Vec<Recorded>>>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
     log.lock().unwrap().push(Recorded {
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
@@ -42,11 +51,17 @@ async fn record(State(log): State<Arc<Mutex<Vec<Recorded>>>>, req: Request, next
         headers: parts
             .headers
             .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body: bytes.clone(),
     });
-    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 impl FakeApi {
@@ -54,7 +69,9 @@ impl FakeApi {
     pub async fn start(router: Router) -> FakeApi {
         let log = Arc::new(Mutex::new(Vec::new()));
         let app = router.layer(middleware::from_fn_with_state(log.clone(), record));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {

@@ -1,10 +1,11 @@
 //! The test kit: builds the plugins the tests load, serves fake channel
 //! APIs on loopback, and makes runtimes that share one component cache.
 //!
-//! `plugins` and `fake_api` do not depend on the host crate, so the host's
+//! `plugins`, `fake_api` and `fake_feed` do not depend on the host crate, so the host's
 //! own CLI tests include them by path.
 
 pub mod fake_api;
+pub mod fake_feed;
 pub mod plugins;
 
 use std::path::PathBuf;
@@ -27,11 +28,15 @@ pub fn runtime_with(engine: EngineSettings) -> Runtime {
 }
 
 pub fn test_cache_dir() -> PathBuf {
-    plugins::workspace_root().join("target").join("test-component-cache")
+    plugins::workspace_root()
+        .join("target")
+        .join("test-component-cache")
 }
 
 /// Reads a file from the shared public fixtures (`../shared/fixtures`).
 pub fn shared_fixture(rel: &str) -> Vec<u8> {
-    let path = plugins::workspace_root().join("../shared/fixtures").join(rel);
+    let path = plugins::workspace_root()
+        .join("../shared/fixtures")
+        .join(rel);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }

@@ -9,7 +9,12 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Plugin crates the tests need, by package name.
-pub const PACKAGES: &[&str] = &["template-connector", "hostile-plugin", "skewed-plugin", "not-a-connector"];
+pub const PACKAGES: &[&str] = &[
+    "template-connector",
+    "hostile-plugin",
+    "skewed-plugin",
+    "not-a-connector",
+];
 
 pub fn workspace_root() -> PathBuf {
     // This file is compiled into crates at `tests/` and `host/`: both sit
@@ -28,16 +33,35 @@ fn build_all() -> PathBuf {
     let target_dir = root.join("target").join("plugins");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&root)
-        .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "plugin", "--target-dir"])
+        .args([
+            "build",
+            "--quiet",
+            "--target",
+            "wasm32-wasip2",
+            "--profile",
+            "plugin",
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for p in PACKAGES {
         cmd.args(["-p", p]);
     }
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_MAKEFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_MAKEFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+    ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("cannot run cargo to build the test plugins");
-    assert!(status.success(), "building the test plugins failed: {status}");
+    let status = cmd
+        .status()
+        .expect("cannot run cargo to build the test plugins");
+    assert!(
+        status.success(),
+        "building the test plugins failed: {status}"
+    );
     target_dir.join("wasm32-wasip2").join("plugin")
 }
 

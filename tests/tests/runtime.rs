@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use common::*;
 use webcare::model::{
-    Action, ActionKind, ActionTarget, Direction, MessageKind, MessageUpdate, Outgoing, Visibility, WebhookRequest,
+    Action, ActionKind, ActionTarget, Direction, MessageKind, MessageUpdate, Outgoing, Visibility,
+    WebhookRequest,
 };
 use webcare::runtime::{CallLimits, EngineSettings, Interruption, Origin, PluginError};
 use webcare_tests::fake_api::FakeApi;
@@ -34,7 +35,10 @@ async fn template_polls_pages_with_cursor_and_normalises() {
     assert_eq!(m1.visibility, Visibility::Public);
     assert_eq!(m1.direction, Direction::Inbound);
     assert!(m1.addressed_to_brand);
-    assert_eq!(m1.text, "Mijn pakket is nog steeds niet bezorgd 😡 #vertraging");
+    assert_eq!(
+        m1.text,
+        "Mijn pakket is nog steeds niet bezorgd 😡 #vertraging"
+    );
     assert_eq!(m1.author.handle, "jan");
     assert_eq!(m1.author.followers, Some(1200));
     assert_eq!(m1.language.as_deref(), Some("nl"));
@@ -43,11 +47,20 @@ async fn template_polls_pages_with_cursor_and_normalises() {
     assert_eq!(first.messages[1].text, "مرحبا، طلبي لم يصل بعد");
 
     // Resume from the cursor: no duplicates, offsets respected.
-    let second = feed.poll(first.next_cursor.as_deref()).await.expect("second poll");
+    let second = feed
+        .poll(first.next_cursor.as_deref())
+        .await
+        .expect("second poll");
     assert_eq!(second.messages[0].external_id, "m3");
     assert_eq!(second.messages[0].text, "Bedankt voor de snelle hulp! 🙏🏽👍");
-    assert_eq!(second.messages[0].created_at, 1_795_165_200_000, "offset +01:00 honoured");
-    let third = feed.poll(second.next_cursor.as_deref()).await.expect("third poll");
+    assert_eq!(
+        second.messages[0].created_at, 1_795_165_200_000,
+        "offset +01:00 honoured"
+    );
+    let third = feed
+        .poll(second.next_cursor.as_deref())
+        .await
+        .expect("third poll");
     assert!(!third.has_more);
     let mut ids: Vec<String> = [&first, &second, &third]
         .iter()
@@ -77,10 +90,17 @@ async fn template_polls_pages_with_cursor_and_normalises() {
     assert_eq!(requests.len(), 3);
     for r in &requests {
         assert_eq!(r.path, "/v1/messages");
-        assert_eq!(r.header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
         assert!(r.query.contains("limit=2"), "{}", r.query);
     }
-    assert!(requests[1].query.contains("after=2"), "{}", requests[1].query);
+    assert!(
+        requests[1].query.contains("after=2"),
+        "{}",
+        requests[1].query
+    );
 }
 
 #[tokio::test]
@@ -110,9 +130,16 @@ async fn template_reply_reaches_the_fake_api() {
     };
     let result = feed.perform(action, target).await.expect("reply");
     assert_eq!(result.external_id.as_deref(), Some("r-42"));
-    let sent = api.requests().into_iter().find(|r| r.method == "POST").expect("a POST");
+    let sent = api
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .expect("a POST");
     assert_eq!(sent.path, "/v1/messages/m1/replies");
-    assert_eq!(sent.header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+    assert_eq!(
+        sent.header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
     let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
     assert_eq!(body["text"], "Sorry Jan, we zoeken het uit! 📦");
     assert_eq!(body["private"], false);
@@ -123,12 +150,20 @@ async fn template_reply_reaches_the_fake_api() {
 async fn wrong_token_is_a_typed_unauthorized_error() {
     let api = FakeApi::start(feed_router()).await;
     let rt = runtime();
-    let plugin = rt.load_file(&plugin_path("template_connector")).await.unwrap();
+    let plugin = rt
+        .load_file(&plugin_path("template_connector"))
+        .await
+        .unwrap();
     let base = api.base_url();
     let mut feed = rt
         .configured_connector(
             plugin,
-            grants("acme", &[("base_url", &base), ("brand_handle", "acme_care")], &[("api_token", "wrong-token")], &[api.allow_entry()]),
+            grants(
+                "acme",
+                &[("base_url", &base), ("brand_handle", "acme_care")],
+                &[("api_token", "wrong-token")],
+                &[api.allow_entry()],
+            ),
             CallLimits::default(),
         )
         .await
@@ -139,22 +174,39 @@ async fn wrong_token_is_a_typed_unauthorized_error() {
 
 #[tokio::test]
 async fn rate_limit_and_malformed_payloads_are_typed() {
-    let router = Router::new()
-        .route(
-            "/v1/messages",
-            get(|| async { (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "7")], "slow down").into_response() }),
-        );
+    let router = Router::new().route(
+        "/v1/messages",
+        get(|| async {
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "7")],
+                "slow down",
+            )
+                .into_response()
+        }),
+    );
     let api = FakeApi::start(router).await;
     let rt = runtime();
     let mut feed = template(&rt, "acme", &api).await;
     match feed.poll(None).await.unwrap_err() {
-        PluginError::Connector(webcare::model::ConnectorError::RateLimited { retry_after_ms, .. }) => {
+        PluginError::Connector(webcare::model::ConnectorError::RateLimited {
+            retry_after_ms,
+            ..
+        }) => {
             assert_eq!(retry_after_ms, 7_000)
         }
         other => panic!("expected rate-limited, got {other}"),
     }
 
-    let router = Router::new().route("/v1/messages", get(|| async { ([("content-type", "application/json")], r#"{"data":[{"id":"x""#) }));
+    let router = Router::new().route(
+        "/v1/messages",
+        get(|| async {
+            (
+                [("content-type", "application/json")],
+                r#"{"data":[{"id":"x""#,
+            )
+        }),
+    );
     let api = FakeApi::start(router).await;
     let mut feed = template(&rt, "acme", &api).await;
     let err = feed.poll(None).await.unwrap_err();
@@ -208,26 +260,60 @@ async fn each_hostile_plugin_is_stopped_by_its_guard_and_neighbours_are_unaffect
     let err = looping.poll(None).await.unwrap_err();
     assert!(matches!(err, PluginError::CpuBudget { .. }), "{err}");
     assert!(err.to_string().starts_with("cpu budget"), "{err}");
-    assert!(good.poll(None).await.is_ok(), "neighbour still works after a loop");
+    assert!(
+        good.poll(None).await.is_ok(),
+        "neighbour still works after a loop"
+    );
 
     let mut bomb = hostile(&rt, "memory-bomb", &[], &[], quick.clone()).await;
     let err = bomb.poll(None).await.unwrap_err();
-    assert!(matches!(err, PluginError::MemoryLimit { limit_bytes: 33_554_432, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PluginError::MemoryLimit {
+                limit_bytes: 33_554_432,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().starts_with("memory limit"), "{err}");
-    assert!(good.poll(None).await.is_ok(), "neighbour still works after a memory bomb");
+    assert!(
+        good.poll(None).await.is_ok(),
+        "neighbour still works after a memory bomb"
+    );
 
     let mut panicking = hostile(&rt, "panic", &[], &[], quick.clone()).await;
     let err = panicking.poll(None).await.unwrap_err();
     match &err {
-        PluginError::Panic { message, location, backtrace } => {
+        PluginError::Panic {
+            message,
+            location,
+            backtrace,
+        } => {
             assert_eq!(message, "hostile plugin panicked on purpose");
-            assert!(location.as_deref().is_some_and(|l| l.contains("src/lib.rs")), "{location:?}");
-            assert!(backtrace.iter().any(|f| f.contains("hostile")), "backtrace has names: {backtrace:?}");
+            assert!(
+                location
+                    .as_deref()
+                    .is_some_and(|l| l.contains("src/lib.rs")),
+                "{location:?}"
+            );
+            assert!(
+                backtrace.iter().any(|f| f.contains("hostile")),
+                "backtrace has names: {backtrace:?}"
+            );
         }
         other => panic!("expected a panic, got {other}"),
     }
 
-    let mut huge = hostile(&rt, "huge-output", &[("count", "20000")], &[], CallLimits::default()).await;
+    let mut huge = hostile(
+        &rt,
+        "huge-output",
+        &[("count", "20000")],
+        &[],
+        CallLimits::default(),
+    )
+    .await;
     let err = huge.poll(None).await.unwrap_err();
     assert!(matches!(err, PluginError::OutputLimit(_)), "{err}");
     assert!(err.to_string().contains("20000"), "{err}");
@@ -237,14 +323,24 @@ async fn each_hostile_plugin_is_stopped_by_its_guard_and_neighbours_are_unaffect
         call_timeout: Duration::from_millis(400),
         ..CallLimits::default()
     };
-    let mut sleeper = hostile(&rt, "sleep-host", &[("target_url", &slow_url)], &[api.allow_entry()], impatient).await;
+    let mut sleeper = hostile(
+        &rt,
+        "sleep-host",
+        &[("target_url", &slow_url)],
+        &[api.allow_entry()],
+        impatient,
+    )
+    .await;
     let err = sleeper.poll(None).await.unwrap_err();
     assert!(matches!(err, PluginError::CallTimeout { .. }), "{err}");
 
     // After all that: the hostile plugin itself runs fine in a fresh
     // instance, and the good neighbour still gets its messages.
     let mut fine = hostile(&rt, "ok", &[], &[], quick.clone()).await;
-    assert_eq!(fine.poll(None).await.unwrap().messages[0].external_id, "ok-1");
+    assert_eq!(
+        fine.poll(None).await.unwrap().messages[0].external_id,
+        "ok-1"
+    );
     let mut again = hostile(&rt, "loop", &[], &[], quick).await;
     assert!(again.poll(None).await.is_err());
     assert!(good.poll(None).await.is_ok());
@@ -276,18 +372,25 @@ async fn log_flood_is_throttled_not_fatal() {
         ..CallLimits::default()
     };
     let mut flood = hostile(&rt, "log-flood", &[], &[], limits).await;
-    let batch = flood.poll(None).await.expect("a plugin that prints a lot still completes");
+    let batch = flood
+        .poll(None)
+        .await
+        .expect("a plugin that prints a lot still completes");
     assert!(batch.messages.is_empty());
 }
 
 #[tokio::test]
 async fn allow_list_refuses_before_anything_leaves_also_through_redirects() {
-    let outsider = FakeApi::start(Router::new().route("/", get(|| async { "you should not see me" }))).await;
+    let outsider =
+        FakeApi::start(Router::new().route("/", get(|| async { "you should not see me" }))).await;
     let outsider_url = format!("{}/", outsider.base_url());
     let target = outsider_url.clone();
     let allowed = FakeApi::start(
         Router::new()
-            .route("/hop", get(move || async move { Redirect::temporary(&target) }))
+            .route(
+                "/hop",
+                get(move || async move { Redirect::temporary(&target) }),
+            )
             .route("/inside", get(|| async { Redirect::temporary("/landing") }))
             .route("/landing", get(|| async { "landed" })),
     )
@@ -295,29 +398,75 @@ async fn allow_list_refuses_before_anything_leaves_also_through_redirects() {
     let rt = runtime();
 
     // Direct request to a host that is not on the list.
-    let mut direct = hostile(&rt, "forbidden-host", &[("target_url", &outsider_url)], &[allowed.allow_entry()], CallLimits::default()).await;
+    let mut direct = hostile(
+        &rt,
+        "forbidden-host",
+        &[("target_url", &outsider_url)],
+        &[allowed.allow_entry()],
+        CallLimits::default(),
+    )
+    .await;
     let err = direct.poll(None).await.unwrap_err();
     assert!(matches!(err, PluginError::AllowList { .. }), "{err}");
-    assert!(err.to_string().contains(&outsider.addr.to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&outsider.addr.to_string()),
+        "{err}"
+    );
 
     // An allowed host that redirects to it.
     let hop = format!("{}/hop", allowed.base_url());
-    let mut redirected = hostile(&rt, "forbidden-host", &[("target_url", &hop)], &[allowed.allow_entry()], CallLimits::default()).await;
+    let mut redirected = hostile(
+        &rt,
+        "forbidden-host",
+        &[("target_url", &hop)],
+        &[allowed.allow_entry()],
+        CallLimits::default(),
+    )
+    .await;
     let err = redirected.poll(None).await.unwrap_err();
     assert!(matches!(err, PluginError::AllowList { .. }), "{err}");
-    assert_eq!(outsider.request_count(), 0, "nothing reached the host outside the allow-list");
-    assert_eq!(allowed.request_count(), 1, "the allowed hop itself was requested once");
+    assert_eq!(
+        outsider.request_count(),
+        0,
+        "nothing reached the host outside the allow-list"
+    );
+    assert_eq!(
+        allowed.request_count(),
+        1,
+        "the allowed hop itself was requested once"
+    );
 
     // Plain http is not implied by a host:port entry.
-    let mut no_plain = hostile(&rt, "forbidden-host", &[("target_url", &outsider_url)], &[outsider.addr.to_string()], CallLimits::default()).await;
-    assert!(matches!(no_plain.poll(None).await.unwrap_err(), PluginError::AllowList { .. }));
+    let mut no_plain = hostile(
+        &rt,
+        "forbidden-host",
+        &[("target_url", &outsider_url)],
+        &[outsider.addr.to_string()],
+        CallLimits::default(),
+    )
+    .await;
+    assert!(matches!(
+        no_plain.poll(None).await.unwrap_err(),
+        PluginError::AllowList { .. }
+    ));
     assert_eq!(outsider.request_count(), 0);
 
     // A redirect that stays on the allow-list is followed.
     let inside = format!("{}/inside", allowed.base_url());
-    let mut ok = hostile(&rt, "forbidden-host", &[("target_url", &inside)], &[allowed.allow_entry()], CallLimits::default()).await;
+    let mut ok = hostile(
+        &rt,
+        "forbidden-host",
+        &[("target_url", &inside)],
+        &[allowed.allow_entry()],
+        CallLimits::default(),
+    )
+    .await;
     let batch = ok.poll(None).await.expect("allowed redirect is followed");
-    assert!(batch.messages[0].text.contains("landed"), "{:?}", batch.messages[0].text);
+    assert!(
+        batch.messages[0].text.contains("landed"),
+        "{:?}",
+        batch.messages[0].text
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -349,15 +498,24 @@ async fn secrets_never_reach_logs_or_errors() {
     assert!(!err.to_string().contains(TOKEN), "{err}");
     assert!(err.to_string().contains("[redacted]"), "{err}");
     assert!(!logs.contains(TOKEN), "secret leaked into logs:\n{logs}");
-    assert!(logs.contains("[redacted]"), "the guest's log lines were captured:\n{logs}");
+    assert!(
+        logs.contains("[redacted]"),
+        "the guest's log lines were captured:\n{logs}"
+    );
 }
 
 #[tokio::test]
 async fn unsupported_contract_version_names_both_versions() {
     let rt = runtime();
-    let err = rt.load_file(&plugin_path("skewed_plugin")).await.unwrap_err();
+    let err = rt
+        .load_file(&plugin_path("skewed_plugin"))
+        .await
+        .unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, PluginError::UnsupportedVersion { .. }), "{text}");
+    assert!(
+        matches!(err, PluginError::UnsupportedVersion { .. }),
+        "{text}"
+    );
     assert!(text.contains("webcare:connector@0.9.0"), "{text}");
     assert!(text.contains("webcare:connector@0.1.x"), "{text}");
 }
@@ -365,16 +523,23 @@ async fn unsupported_contract_version_names_both_versions() {
 #[tokio::test]
 async fn other_worlds_and_non_components_are_refused_clearly() {
     let rt = runtime();
-    let err = rt.load_file(&plugin_path("not-a-connector")).await.unwrap_err();
+    let err = rt
+        .load_file(&plugin_path("not-a-connector"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, PluginError::WrongWorld { .. }), "{err}");
     assert!(err.to_string().contains("wasi:cli/run"), "{err}");
 
     let core_module = b"\0asm\x01\0\0\0";
     let err = rt.load_bytes(core_module, "core.wasm").unwrap_err();
     assert!(err.to_string().contains("core WebAssembly module"), "{err}");
-    let err = rt.load_bytes(b"{\"not\": \"wasm\"}", "feed.json").unwrap_err();
+    let err = rt
+        .load_bytes(b"{\"not\": \"wasm\"}", "feed.json")
+        .unwrap_err();
     assert!(err.to_string().contains("magic bytes"), "{err}");
-    let err = rt.load_bytes(b"\0asm\x0d\0\x01\0garbage", "torn.wasm").unwrap_err();
+    let err = rt
+        .load_bytes(b"\0asm\x0d\0\x01\0garbage", "torn.wasm")
+        .unwrap_err();
     assert!(matches!(err, PluginError::NotAComponent { .. }), "{err}");
 }
 
@@ -393,10 +558,28 @@ async fn compiled_components_are_cached_by_content_and_engine_settings() {
         })
         .unwrap()
     };
-    assert_eq!(make(Interruption::Epoch).load_bytes(&bytes, "t").unwrap().origin, Origin::Compiled);
-    assert_eq!(make(Interruption::Epoch).load_bytes(&bytes, "t").unwrap().origin, Origin::Cached);
+    assert_eq!(
+        make(Interruption::Epoch)
+            .load_bytes(&bytes, "t")
+            .unwrap()
+            .origin,
+        Origin::Compiled
+    );
+    assert_eq!(
+        make(Interruption::Epoch)
+            .load_bytes(&bytes, "t")
+            .unwrap()
+            .origin,
+        Origin::Cached
+    );
     // Other engine settings must not load the epoch build.
-    assert_eq!(make(Interruption::Fuel).load_bytes(&bytes, "t").unwrap().origin, Origin::Compiled);
+    assert_eq!(
+        make(Interruption::Fuel)
+            .load_bytes(&bytes, "t")
+            .unwrap()
+            .origin,
+        Origin::Compiled
+    );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
 
     // A damaged artefact is ignored and replaced.
@@ -405,7 +588,13 @@ async fn compiled_components_are_cached_by_content_and_engine_settings() {
     }
     let plugin = make(Interruption::Epoch).load_bytes(&bytes, "t").unwrap();
     assert_eq!(plugin.origin, Origin::Compiled);
-    assert_eq!(make(Interruption::Epoch).load_bytes(&bytes, "t").unwrap().origin, Origin::Cached);
+    assert_eq!(
+        make(Interruption::Epoch)
+            .load_bytes(&bytes, "t")
+            .unwrap()
+            .origin,
+        Origin::Cached
+    );
 }
 
 #[tokio::test]
@@ -414,7 +603,10 @@ async fn brands_sharing_a_plugin_get_their_own_settings_and_state() {
     let rt = runtime();
     let mut a = template(&rt, "brand-a", &api).await;
     let mut b = template(&rt, "brand-b", &api).await;
-    assert!(std::sync::Arc::ptr_eq(a.plugin(), b.plugin()), "one compiled plugin serves both");
+    assert!(
+        std::sync::Arc::ptr_eq(a.plugin(), b.plugin()),
+        "one compiled plugin serves both"
+    );
     assert_eq!(a.grants().id.brand, "brand-a");
     a.poll(None).await.unwrap();
     b.poll(None).await.unwrap();

@@ -97,7 +97,9 @@ impl AllowList {
         };
         let rest = rest.trim_end_matches('/');
         if rest.contains('/') || rest.contains('?') || rest.contains('@') {
-            return Err(err("give a host and optional port only, no path, query or user"));
+            return Err(err(
+                "give a host and optional port only, no path, query or user",
+            ));
         }
         // IPv6 literal: [::1]:8080
         let (host, port) = if let Some(stripped) = rest.strip_prefix('[') {

@@ -32,7 +32,13 @@ const HOST_OWNED_HEADERS: &[&str] = &[
 ];
 
 /// Headers removed when a redirect goes to another origin.
-const CREDENTIAL_HEADERS: &[&str] = &["authorization", "cookie", "api-key", "api-username", "x-api-key"];
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "api-key",
+    "api-username",
+    "x-api-key",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -141,7 +147,10 @@ impl HttpClient {
                 if !allow.allows_url(&url) {
                     return Err(HttpError::Denied(strip_query(&url)));
                 }
-                let mut builder = self.client.request(method.clone(), url.clone()).headers(headers.clone());
+                let mut builder = self
+                    .client
+                    .request(method.clone(), url.clone())
+                    .headers(headers.clone());
                 if let Some(b) = &body {
                     builder = builder.body(b.clone());
                 }
@@ -150,12 +159,12 @@ impl HttpClient {
                 if status.is_redirection()
                     && let Some(location) = response.headers().get(reqwest::header::LOCATION)
                 {
-                    let location = location
-                        .to_str()
-                        .map_err(|_| HttpError::Connection("redirect with a non-text Location".into()))?;
-                    let next = url
-                        .join(location)
-                        .map_err(|e| HttpError::Connection(format!("bad redirect Location {location:?}: {e}")))?;
+                    let location = location.to_str().map_err(|_| {
+                        HttpError::Connection("redirect with a non-text Location".into())
+                    })?;
+                    let next = url.join(location).map_err(|e| {
+                        HttpError::Connection(format!("bad redirect Location {location:?}: {e}"))
+                    })?;
                     if next.origin() != url.origin() {
                         for name in CREDENTIAL_HEADERS {
                             headers.remove(*name);
@@ -235,7 +244,12 @@ async fn read_response(mut response: reqwest::Response, cap: u64) -> Result<Resp
     let headers = response
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(classify)? {
@@ -244,7 +258,11 @@ async fn read_response(mut response: reqwest::Response, cap: u64) -> Result<Resp
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 #[cfg(test)]
@@ -281,7 +299,10 @@ mod tests {
             body: None,
             timeout: None,
         };
-        let err = client.send(&allow, &IoLimits::default(), req).await.unwrap_err();
+        let err = client
+            .send(&allow, &IoLimits::default(), req)
+            .await
+            .unwrap_err();
         assert_eq!(err, HttpError::Denied("http://127.0.0.1:9/never".into()));
     }
 }

@@ -32,7 +32,10 @@ impl Redactor {
     /// Values shorter than 4 bytes are not redacted: they would mangle
     /// ordinary text and are no real credential.
     pub fn new<'a>(values: impl Iterator<Item = &'a str>) -> Self {
-        let mut secrets: Vec<String> = values.filter(|v| v.len() >= 4).map(str::to_string).collect();
+        let mut secrets: Vec<String> = values
+            .filter(|v| v.len() >= 4)
+            .map(str::to_string)
+            .collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
         Redactor {
@@ -137,7 +140,10 @@ impl GuestLog {
                 std::mem::take(&mut t.dropped),
             )
         };
-        for (bytes, source, level) in [(out, Source::Stdout, Level::Info), (err, Source::Stderr, Level::Warn)] {
+        for (bytes, source, level) in [
+            (out, Source::Stdout, Level::Info),
+            (err, Source::Stderr, Level::Warn),
+        ] {
             if !bytes.is_empty() {
                 self.line(level, source, &String::from_utf8_lossy(&bytes));
             }
@@ -172,17 +178,31 @@ impl GuestLog {
         let suffix = if was_cut { " [cut]" } else { "" };
         let (brand, connector, stream) = (&self.id.brand, &self.id.connector, source.as_str());
         match level {
-            Level::Trace => tracing::trace!(target: GUEST_TARGET, %brand, %connector, stream, "{text}{suffix}"),
-            Level::Debug => tracing::debug!(target: GUEST_TARGET, %brand, %connector, stream, "{text}{suffix}"),
-            Level::Info => tracing::info!(target: GUEST_TARGET, %brand, %connector, stream, "{text}{suffix}"),
-            Level::Warn => tracing::warn!(target: GUEST_TARGET, %brand, %connector, stream, "{text}{suffix}"),
-            Level::Error => tracing::error!(target: GUEST_TARGET, %brand, %connector, stream, "{text}{suffix}"),
+            Level::Trace => {
+                tracing::trace!(target: GUEST_TARGET, %brand, %connector, stream, "{text}{suffix}")
+            }
+            Level::Debug => {
+                tracing::debug!(target: GUEST_TARGET, %brand, %connector, stream, "{text}{suffix}")
+            }
+            Level::Info => {
+                tracing::info!(target: GUEST_TARGET, %brand, %connector, stream, "{text}{suffix}")
+            }
+            Level::Warn => {
+                tracing::warn!(target: GUEST_TARGET, %brand, %connector, stream, "{text}{suffix}")
+            }
+            Level::Error => {
+                tracing::error!(target: GUEST_TARGET, %brand, %connector, stream, "{text}{suffix}")
+            }
         }
     }
 
     /// Takes raw stdout/stderr bytes, emits each complete line.
     fn write_stream(&self, source: Source, bytes: &[u8]) {
-        let level = if source == Source::Stderr { Level::Warn } else { Level::Info };
+        let level = if source == Source::Stderr {
+            Level::Warn
+        } else {
+            Level::Info
+        };
         let mut lines = Vec::new();
         {
             let mut t = self.throttle.lock().expect("log lock poisoned");

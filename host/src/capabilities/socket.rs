@@ -84,7 +84,9 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("host", &self.host).finish()
+        f.debug_struct("Connection")
+            .field("host", &self.host)
+            .finish()
     }
 }
 
@@ -137,13 +139,20 @@ impl Connection {
         let tcp = match std::mem::replace(&mut self.stream, Stream::Broken) {
             Stream::Plain(tcp) => tcp,
             other => {
-                let state = if matches!(other, Stream::Tls(_)) { "already TLS" } else { "closed" };
+                let state = if matches!(other, Stream::Tls(_)) {
+                    "already TLS"
+                } else {
+                    "closed"
+                };
                 self.stream = other;
-                return Err(SocketError::InvalidState(format!("start-tls on a connection that is {state}")));
+                return Err(SocketError::InvalidState(format!(
+                    "start-tls on a connection that is {state}"
+                )));
             }
         };
-        let name = ServerName::try_from(self.host.clone())
-            .map_err(|e| SocketError::Connection(format!("bad TLS server name {:?}: {e}", self.host)))?;
+        let name = ServerName::try_from(self.host.clone()).map_err(|e| {
+            SocketError::Connection(format!("bad TLS server name {:?}: {e}", self.host))
+        })?;
         let connector = self.tls.connector.clone();
         let tls = with_timeout(self.timeout, async {
             connector.connect(name, tcp).await.map_err(io_err)
@@ -158,8 +167,12 @@ impl Connection {
         let mut buf = vec![0u8; max.clamp(1, MAX_READ_BYTES) as usize];
         let timeout = self.timeout;
         let n = match &mut self.stream {
-            Stream::Plain(s) => with_timeout(timeout, async { s.read(&mut buf).await.map_err(io_err) }).await?,
-            Stream::Tls(s) => with_timeout(timeout, async { s.read(&mut buf).await.map_err(io_err) }).await?,
+            Stream::Plain(s) => {
+                with_timeout(timeout, async { s.read(&mut buf).await.map_err(io_err) }).await?
+            }
+            Stream::Tls(s) => {
+                with_timeout(timeout, async { s.read(&mut buf).await.map_err(io_err) }).await?
+            }
             Stream::Broken => return Err(SocketError::InvalidState("connection is closed".into())),
         };
         buf.truncate(n);
@@ -170,7 +183,9 @@ impl Connection {
     pub async fn write(&mut self, data: &[u8]) -> Result<(), SocketError> {
         let timeout = self.timeout;
         match &mut self.stream {
-            Stream::Plain(s) => with_timeout(timeout, async { s.write_all(data).await.map_err(io_err) }).await,
+            Stream::Plain(s) => {
+                with_timeout(timeout, async { s.write_all(data).await.map_err(io_err) }).await
+            }
             Stream::Tls(s) => {
                 with_timeout(timeout, async {
                     s.write_all(data).await.map_err(io_err)?;

@@ -117,11 +117,13 @@ mod tests {
         assert!(s.set(&id("a"), &big_key, b"").is_err());
         assert!(s.set(&id("a"), "k", &vec![0; MAX_VALUE_BYTES + 1]).is_err());
         for i in 0..16 {
-            s.set(&id("a"), &format!("k{i}"), &vec![0; MAX_VALUE_BYTES - 8]).unwrap();
+            s.set(&id("a"), &format!("k{i}"), &vec![0; MAX_VALUE_BYTES - 8])
+                .unwrap();
         }
         let e = s.set(&id("a"), "one-more", &vec![0; MAX_VALUE_BYTES - 8]);
         assert!(matches!(e, Err(StateError::TooLarge(_))));
         // Replacing an existing key does not count it twice.
-        s.set(&id("a"), "k0", &vec![1; MAX_VALUE_BYTES - 8]).unwrap();
+        s.set(&id("a"), "k0", &vec![1; MAX_VALUE_BYTES - 8])
+            .unwrap();
     }
 }

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use crate::runtime::{Runtime, RuntimeConfig};
 
 #[derive(Debug, Parser)]
-#[command(name = "webcare", version, about = "Plugin host for social customer care")]
+#[command(
+    name = "webcare",
+    version,
+    about = "Plugin host for social customer care"
+)]
 pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `webcare=debug`.
     /// Defaults to `RUST_LOG`, else warnings plus the plugin's own log lines.
@@ -74,7 +78,10 @@ fn runtime(cli: &Cli) -> anyhow::Result<Runtime> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log.as_deref());
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

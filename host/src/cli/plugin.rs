@@ -95,11 +95,13 @@ fn split_pair<'a>(flag: &str, pair: &'a str) -> anyhow::Result<(&'a str, &'a str
 
 fn resolve_secret(key: &str, value: &str) -> anyhow::Result<Secret> {
     if let Some(path) = value.strip_prefix('@') {
-        let text = std::fs::read_to_string(path).with_context(|| format!("--secret {key}: cannot read {path}"))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--secret {key}: cannot read {path}"))?;
         return Ok(Secret::new(text.trim_end_matches(['\n', '\r'])));
     }
     if let Some(var) = value.strip_prefix("env:") {
-        let text = std::env::var(var).map_err(|_| anyhow!("--secret {key}: environment variable {var} is not set"))?;
+        let text = std::env::var(var)
+            .map_err(|_| anyhow!("--secret {key}: environment variable {var} is not set"))?;
         return Ok(Secret::new(text));
     }
     Ok(Secret::new(value))
@@ -116,7 +118,11 @@ impl GrantArgs {
     }
 
     /// Builds a connector, checking settings against the plugin's schema.
-    async fn connector(&self, runtime: &Runtime, plugin: SharedPlugin) -> anyhow::Result<ConnectorInstance> {
+    async fn connector(
+        &self,
+        runtime: &Runtime,
+        plugin: SharedPlugin,
+    ) -> anyhow::Result<ConnectorInstance> {
         let id = ConnectorId {
             brand: self.brand.clone(),
             connector: self.connector.clone(),
@@ -140,7 +146,9 @@ impl GrantArgs {
             IoLimits::default(),
             Arc::new(MemoryStateStore::default()),
         );
-        Ok(runtime.configured_connector(plugin, grants, self.limits()).await?)
+        Ok(runtime
+            .configured_connector(plugin, grants, self.limits())
+            .await?)
     }
 }
 
@@ -153,7 +161,8 @@ fn print_json_line(out: &mut impl Write, value: &impl serde::Serialize) -> anyho
 fn read_body(path: &Path) -> anyhow::Result<Vec<u8>> {
     if path == Path::new("-") {
         let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).context("cannot read the body from stdin")?;
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .context("cannot read the body from stdin")?;
         return Ok(buf);
     }
     std::fs::read(path).with_context(|| format!("cannot read --body {}", path.display()))
@@ -170,7 +179,9 @@ fn parse_header(h: &str) -> anyhow::Result<(String, String)> {
 pub async fn run(cli: &Cli, cmd: &PluginCommand) -> anyhow::Result<ExitCode> {
     let runtime = super::runtime(cli)?;
     let file = match cmd {
-        PluginCommand::Inspect { file, .. } | PluginCommand::Poll { file, .. } | PluginCommand::Webhook { file, .. } => file,
+        PluginCommand::Inspect { file, .. }
+        | PluginCommand::Poll { file, .. }
+        | PluginCommand::Webhook { file, .. } => file,
     };
     let plugin = runtime.load_file(file).await?;
     let stdout = std::io::stdout();
@@ -201,7 +212,11 @@ pub async fn run(cli: &Cli, cmd: &PluginCommand) -> anyhow::Result<ExitCode> {
                 print_json_line(&mut out, u)?;
             }
             out.flush()?;
-            let next = batch.next_cursor.as_deref().or(cursor.as_deref()).unwrap_or("");
+            let next = batch
+                .next_cursor
+                .as_deref()
+                .or(cursor.as_deref())
+                .unwrap_or("");
             eprintln!("next cursor: {next}");
             if batch.has_more {
                 eprintln!("has more: true");
@@ -225,7 +240,10 @@ pub async fn run(cli: &Cli, cmd: &PluginCommand) -> anyhow::Result<ExitCode> {
                 query: url::form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
                     .into_owned()
                     .collect(),
-                headers: headers.iter().map(|h| parse_header(h)).collect::<anyhow::Result<_>>()?,
+                headers: headers
+                    .iter()
+                    .map(|h| parse_header(h))
+                    .collect::<anyhow::Result<_>>()?,
                 body: read_body(body)?,
             };
             let mut connector = grants.connector(&runtime, plugin).await?;
@@ -243,11 +261,19 @@ pub async fn run(cli: &Cli, cmd: &PluginCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_inspect(out: &mut impl Write, plugin: &SharedPlugin, info: &crate::model::PluginInfo) -> anyhow::Result<()> {
+fn print_inspect(
+    out: &mut impl Write,
+    plugin: &SharedPlugin,
+    info: &crate::model::PluginInfo,
+) -> anyhow::Result<()> {
     writeln!(out, "{} {} — {}", info.name, info.version, info.description)?;
     writeln!(out, "channel:      {}", info.channel)?;
     writeln!(out, "contract:     webcare:connector@{}", plugin.contract)?;
-    let features: Vec<String> = info.features.iter().map(|f| format!("{f:?}").to_lowercase()).collect();
+    let features: Vec<String> = info
+        .features
+        .iter()
+        .map(|f| format!("{f:?}").to_lowercase())
+        .collect();
     writeln!(out, "features:     {}", features.join(", "))?;
     writeln!(out, "capabilities: {}", plugin.capabilities().join(", "))?;
     writeln!(out, "sha256:       {}", hex::encode(plugin.digest))?;
@@ -266,7 +292,13 @@ fn print_inspect(out: &mut impl Write, plugin: &SharedPlugin, info: &crate::mode
             if let Some(d) = &s.default_value {
                 flags.push(format!("default {d}"));
             }
-            writeln!(out, "  {:<16} {} [{}]", s.name, s.description, flags.join(", "))?;
+            writeln!(
+                out,
+                "  {:<16} {} [{}]",
+                s.name,
+                s.description,
+                flags.join(", ")
+            )?;
         }
     }
     Ok(())

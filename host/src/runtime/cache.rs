@@ -72,7 +72,12 @@ impl ComponentCache {
     }
 
     /// Loads the component for `bytes`, from the cache if possible.
-    pub fn load(&self, engine: &Engine, bytes: &[u8], component_digest: &[u8; 32]) -> wasmtime::Result<(Component, Origin)> {
+    pub fn load(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        component_digest: &[u8; 32],
+    ) -> wasmtime::Result<(Component, Origin)> {
         let path = self.path_for(component_digest);
         if let Some(path) = &path
             && path.exists()
@@ -83,7 +88,9 @@ impl ComponentCache {
             // checks the wasmtime version and engine settings in its header.
             match unsafe { Component::deserialize_file(engine, path) } {
                 Ok(component) => return Ok((component, Origin::Cached)),
-                Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cached component: {e:#}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring unusable cached component: {e:#}")
+                }
             }
         }
         let component = Component::new(engine, bytes)?;
@@ -116,6 +123,9 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
             .as_nanos()
     );
     let path = dir.join(unique);
-    let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
     Ok((path, file))
 }

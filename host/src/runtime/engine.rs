@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, WasmBacktraceDetails};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, WasmBacktraceDetails,
+};
 
 /// How a guest that uses too much CPU is stopped.
 ///
@@ -137,7 +139,9 @@ pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<(Engine, Allo
                 Ok((engine, AllocatorInUse::Pooling))
             }
             Err(e) => {
-                tracing::warn!("instance allocator: on-demand (pooling unavailable on this machine: {e:#})");
+                tracing::warn!(
+                    "instance allocator: on-demand (pooling unavailable on this machine: {e:#})"
+                );
                 Ok((on_demand()?, AllocatorInUse::OnDemand))
             }
         },

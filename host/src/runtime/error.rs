@@ -71,8 +71,13 @@ pub enum PluginError {
     #[error("cannot start plugin instance: {0}")]
     Instantiate(String),
 
-    #[error("memory limit: the plugin tried to grow its memory to {requested_bytes} bytes, over its cap of {limit_bytes} bytes")]
-    MemoryLimit { limit_bytes: u64, requested_bytes: u64 },
+    #[error(
+        "memory limit: the plugin tried to grow its memory to {requested_bytes} bytes, over its cap of {limit_bytes} bytes"
+    )]
+    MemoryLimit {
+        limit_bytes: u64,
+        requested_bytes: u64,
+    },
     #[error("cpu budget: the plugin ran for more than {}ms of CPU in one call (stopped by {mechanism})", budget.as_millis())]
     CpuBudget {
         budget: Duration,
@@ -80,7 +85,9 @@ pub enum PluginError {
     },
     #[error("call timeout: the call took longer than {}ms", limit.as_millis())]
     CallTimeout { limit: Duration },
-    #[error("allow-list: the plugin tried to reach {destination}, which is not on this connector's allow-list; the call failed with: {plugin_error}")]
+    #[error(
+        "allow-list: the plugin tried to reach {destination}, which is not on this connector's allow-list; the call failed with: {plugin_error}"
+    )]
     AllowList {
         destination: String,
         plugin_error: String,
@@ -96,7 +103,10 @@ pub enum PluginError {
         backtrace: Vec<String>,
     },
     #[error("plugin trapped: {message}")]
-    Trap { message: String, backtrace: Vec<String> },
+    Trap {
+        message: String,
+        backtrace: Vec<String>,
+    },
     #[error("{0}")]
     Connector(ConnectorError),
     #[error("host error: {0}")]

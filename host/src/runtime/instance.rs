@@ -12,7 +12,9 @@ use super::plugin::SharedPlugin;
 use super::store::StoreState;
 use super::{Interruption, Runtime};
 use crate::capabilities::Grants;
-use crate::model::{Action, ActionResult, ActionTarget, Batch, PluginInfo, WebhookOutcome, WebhookRequest};
+use crate::model::{
+    Action, ActionResult, ActionTarget, Batch, PluginInfo, WebhookOutcome, WebhookRequest,
+};
 
 struct Warm {
     store: Store<StoreState>,
@@ -43,7 +45,12 @@ impl std::fmt::Debug for ConnectorInstance {
 }
 
 impl ConnectorInstance {
-    pub(crate) fn new(runtime: Runtime, plugin: SharedPlugin, grants: Arc<Grants>, limits: CallLimits) -> Self {
+    pub(crate) fn new(
+        runtime: Runtime,
+        plugin: SharedPlugin,
+        grants: Arc<Grants>,
+        limits: CallLimits,
+    ) -> Self {
         ConnectorInstance {
             runtime,
             plugin,
@@ -96,15 +103,25 @@ impl ConnectorInstance {
         }
     }
 
-    pub async fn handle_webhook(&mut self, request: WebhookRequest) -> Result<WebhookOutcome, PluginError> {
+    pub async fn handle_webhook(
+        &mut self,
+        request: WebhookRequest,
+    ) -> Result<WebhookOutcome, PluginError> {
         match self.invoke(Call::Webhook(request)).await? {
             Reply::Webhook(outcome) => Ok(outcome),
             _ => unreachable!("handle-webhook answers with Reply::Webhook"),
         }
     }
 
-    pub async fn perform(&mut self, action: Action, target: ActionTarget) -> Result<ActionResult, PluginError> {
-        match self.invoke(Call::Perform(Box::new((action, target)))).await? {
+    pub async fn perform(
+        &mut self,
+        action: Action,
+        target: ActionTarget,
+    ) -> Result<ActionResult, PluginError> {
+        match self
+            .invoke(Call::Perform(Box::new((action, target))))
+            .await?
+        {
             Reply::Perform(result) => Ok(result),
             _ => unreachable!("perform answers with Reply::Perform"),
         }
@@ -133,7 +150,11 @@ impl ConnectorInstance {
     }
 
     async fn invoke_inner(&mut self, call: Call) -> Result<Reply, PluginError> {
-        if self.warm.as_ref().is_some_and(|w| w.calls >= self.limits.max_calls_per_instance) {
+        if self
+            .warm
+            .as_ref()
+            .is_some_and(|w| w.calls >= self.limits.max_calls_per_instance)
+        {
             self.warm = None;
         }
         let limits = &self.limits;
@@ -143,7 +164,8 @@ impl ConnectorInstance {
             empty @ None => {
                 let mut store = self.runtime.new_store(self.grants.clone(), limits);
                 self.runtime.arm_budget(&mut store, limits);
-                let instantiated = tokio::time::timeout(timeout, self.plugin.pre.instantiate(&mut store)).await;
+                let instantiated =
+                    tokio::time::timeout(timeout, self.plugin.pre.instantiate(&mut store)).await;
                 let exports = match instantiated {
                     Ok(Ok(exports)) => exports,
                     Ok(Err(e)) => return Err(self.runtime.classify_trap(e, &store, limits)),
@@ -158,7 +180,8 @@ impl ConnectorInstance {
         };
         warm.calls += 1;
         self.runtime.arm_budget(&mut warm.store, limits);
-        let outcome = tokio::time::timeout(timeout, warm.exports.dispatch(&mut warm.store, call)).await;
+        let outcome =
+            tokio::time::timeout(timeout, warm.exports.dispatch(&mut warm.store, call)).await;
         warm.store.data().log.end_call();
         let reply = match outcome {
             Err(_) => return Err(PluginError::CallTimeout { limit: timeout }),
@@ -195,7 +218,10 @@ fn redact_connector_error(
 ) -> crate::model::ConnectorError {
     use crate::model::ConnectorError as E;
     match e {
-        E::RateLimited { retry_after_ms, detail } => E::RateLimited {
+        E::RateLimited {
+            retry_after_ms,
+            detail,
+        } => E::RateLimited {
             retry_after_ms,
             detail: redact(&detail),
         },
@@ -208,10 +234,18 @@ fn redact_connector_error(
             expired,
             missing_scope,
         },
-        E::Transient { detail } => E::Transient { detail: redact(&detail) },
-        E::InvalidInput { detail } => E::InvalidInput { detail: redact(&detail) },
-        E::Unsupported { detail } => E::Unsupported { detail: redact(&detail) },
-        E::NotAllowed { detail } => E::NotAllowed { detail: redact(&detail) },
+        E::Transient { detail } => E::Transient {
+            detail: redact(&detail),
+        },
+        E::InvalidInput { detail } => E::InvalidInput {
+            detail: redact(&detail),
+        },
+        E::Unsupported { detail } => E::Unsupported {
+            detail: redact(&detail),
+        },
+        E::NotAllowed { detail } => E::NotAllowed {
+            detail: redact(&detail),
+        },
     }
 }
 
@@ -223,9 +257,10 @@ fn backtrace_lines(err: &wasmtime::Error) -> Vec<String> {
     bt.frames()
         .iter()
         .map(|frame| {
-            let name = frame
-                .func_name()
-                .map_or_else(|| "<unnamed>".to_string(), |n| format!("{:#}", rustc_demangle::demangle(n)));
+            let name = frame.func_name().map_or_else(
+                || "<unnamed>".to_string(),
+                |n| format!("{:#}", rustc_demangle::demangle(n)),
+            );
             let location = frame
                 .symbols()
                 .iter()
@@ -240,7 +275,12 @@ fn backtrace_lines(err: &wasmtime::Error) -> Vec<String> {
 
 impl Runtime {
     /// Turns a trap into the error that names what stopped the guest.
-    pub(crate) fn classify_trap(&self, err: wasmtime::Error, store: &Store<StoreState>, limits: &CallLimits) -> PluginError {
+    pub(crate) fn classify_trap(
+        &self,
+        err: wasmtime::Error,
+        store: &Store<StoreState>,
+        limits: &CallLimits,
+    ) -> PluginError {
         let state = store.data();
         let trap = err.downcast_ref::<Trap>().copied();
         if let Some(requested) = state.limiter.refused_growth {
@@ -249,7 +289,8 @@ impl Runtime {
                 requested_bytes: requested as u64,
             };
         }
-        if state.call.cpu_exceeded || trap == Some(Trap::OutOfFuel) || trap == Some(Trap::Interrupt) {
+        if state.call.cpu_exceeded || trap == Some(Trap::OutOfFuel) || trap == Some(Trap::Interrupt)
+        {
             return PluginError::CpuBudget {
                 budget: limits.cpu_budget,
                 mechanism: match self.settings().interruption {

@@ -62,7 +62,10 @@ pub enum SetupError {
     #[error(transparent)]
     Plugin(#[from] PluginError),
     #[error("settings do not fit plugin {plugin}: {}", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
-    Settings { plugin: String, errors: Vec<SettingError> },
+    Settings {
+        plugin: String,
+        errors: Vec<SettingError>,
+    },
 }
 
 /// Failure to build the runtime itself (not a plugin's fault).
@@ -104,12 +107,13 @@ impl std::fmt::Debug for Runtime {
 
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
-        let (engine, allocator) =
-            engine::build_engine(&config.engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let (engine, allocator) = engine::build_engine(&config.engine)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         if config.engine.interruption == Interruption::Epoch {
             engine::spawn_epoch_ticker(&engine, config.engine.epoch_tick);
         }
-        let linkers = bindings::Linkers::new(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let linkers =
+            bindings::Linkers::new(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache = cache::ComponentCache::new(&engine, config.cache_dir.clone());
         let services = Arc::new(HostServices {
             http: HttpClient::new().map_err(|e| RuntimeError::Http(e.to_string()))?,
@@ -146,10 +150,12 @@ impl Runtime {
 
     /// Loads a plugin file (compiling on a blocking thread when not cached).
     pub async fn load_file(&self, path: &Path) -> Result<SharedPlugin, PluginError> {
-        let bytes = tokio::fs::read(path).await.map_err(|source| PluginError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| PluginError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let what = path.display().to_string();
         let runtime = self.clone();
         tokio::task::spawn_blocking(move || runtime.load_bytes(&bytes, &what))
@@ -160,7 +166,13 @@ impl Runtime {
     /// Loads a plugin from its bytes; `what` names it in messages.
     pub fn load_bytes(&self, bytes: &[u8], what: &str) -> Result<SharedPlugin, PluginError> {
         let digest = cache::digest(bytes);
-        if let Some(plugin) = self.inner.plugins.lock().expect("plugin map poisoned").get(&digest) {
+        if let Some(plugin) = self
+            .inner
+            .plugins
+            .lock()
+            .expect("plugin map poisoned")
+            .get(&digest)
+        {
             return Ok(plugin.clone());
         }
         plugin::check_component_header(bytes, what)?;
@@ -198,7 +210,12 @@ impl Runtime {
 
     /// A connector: `plugin` run with `grants` under `limits`. Memory caps
     /// above the engine's ceiling are lowered to it.
-    pub fn connector(&self, plugin: SharedPlugin, grants: Grants, mut limits: CallLimits) -> ConnectorInstance {
+    pub fn connector(
+        &self,
+        plugin: SharedPlugin,
+        grants: Grants,
+        mut limits: CallLimits,
+    ) -> ConnectorInstance {
         if limits.memory_bytes > self.inner.settings.max_memory_bytes {
             tracing::warn!(
                 brand = %grants.id.brand,
@@ -228,7 +245,9 @@ impl Runtime {
             IoLimits::default(),
             Arc::new(MemoryStateStore::default()),
         );
-        self.connector(plugin, grants, CallLimits::default()).describe().await
+        self.connector(plugin, grants, CallLimits::default())
+            .describe()
+            .await
     }
 
     /// A connector whose settings have been checked against the plugin's

@@ -14,7 +14,10 @@ fn check_message(m: &Message, limits: &CallLimits) -> Result<usize, PluginError>
         return invalid("a message has an empty external_id".into());
     }
     if m.thread_id.is_empty() {
-        return invalid(format!("message {:?} has an empty thread_id", m.external_id));
+        return invalid(format!(
+            "message {:?} has an empty thread_id",
+            m.external_id
+        ));
     }
     if m.properties.len() > MAX_PROPERTIES {
         return invalid(format!(
@@ -23,7 +26,11 @@ fn check_message(m: &Message, limits: &CallLimits) -> Result<usize, PluginError>
             m.properties.len()
         ));
     }
-    if let Some((k, _)) = m.properties.iter().find(|(_, v)| v.len() > MAX_PROPERTY_BYTES) {
+    if let Some((k, _)) = m
+        .properties
+        .iter()
+        .find(|(_, v)| v.len() > MAX_PROPERTY_BYTES)
+    {
         return invalid(format!(
             "property {k:?} of message {:?} exceeds {MAX_PROPERTY_BYTES} bytes",
             m.external_id
@@ -60,7 +67,9 @@ pub fn check_messages(
         match u {
             MessageUpdate::Edited(m) => total += check_message(m, limits)?,
             other if other.external_id().is_empty() => {
-                return Err(PluginError::InvalidOutput("an update has an empty external_id".into()));
+                return Err(PluginError::InvalidOutput(
+                    "an update has an empty external_id".into(),
+                ));
             }
             _ => total += 64,
         }
@@ -87,7 +96,9 @@ pub fn check_cursor(cursor: Option<&str>) -> Result<(), PluginError> {
 pub fn check_webhook(outcome: &WebhookOutcome, limits: &CallLimits) -> Result<(), PluginError> {
     let status = outcome.response.status;
     if !(100..=599).contains(&status) {
-        return Err(PluginError::InvalidOutput(format!("webhook response status {status} is not an HTTP status")));
+        return Err(PluginError::InvalidOutput(format!(
+            "webhook response status {status} is not an HTTP status"
+        )));
     }
     if outcome.response.body.len() > limits.max_message_bytes {
         return Err(PluginError::OutputLimit(format!(

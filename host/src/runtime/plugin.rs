@@ -58,9 +58,15 @@ pub fn check_component_header(bytes: &[u8], what: &str) -> Result<(), PluginErro
 }
 
 /// Reads the contract version from the connector export's name.
-pub fn contract_version(what: &str, exports: &[String]) -> Result<(semver::Version, ContractLine), PluginError> {
+pub fn contract_version(
+    what: &str,
+    exports: &[String],
+) -> Result<(semver::Version, ContractLine), PluginError> {
     let prefix = format!("{CONNECTOR_EXPORT}@");
-    let Some(name) = exports.iter().find(|e| e.starts_with(&prefix) || e.as_str() == CONNECTOR_EXPORT) else {
+    let Some(name) = exports
+        .iter()
+        .find(|e| e.starts_with(&prefix) || e.as_str() == CONNECTOR_EXPORT)
+    else {
         return Err(PluginError::WrongWorld {
             what: what.to_string(),
             exports: exports.to_vec(),
@@ -78,10 +84,19 @@ pub fn contract_version(what: &str, exports: &[String]) -> Result<(semver::Versi
 }
 
 /// Names of a component's imports and exports.
-pub fn interface_names(component: &Component, engine: &wasmtime::Engine) -> (Vec<String>, Vec<String>) {
+pub fn interface_names(
+    component: &Component,
+    engine: &wasmtime::Engine,
+) -> (Vec<String>, Vec<String>) {
     let ty = component.component_type();
-    let imports = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
-    let exports = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    let imports = ty
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let exports = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
     (imports, exports)
 }
 
@@ -95,12 +110,17 @@ impl Plugin {
             .filter(|i| i != "types")
             .collect()
     }
-
 }
 
 /// Interface prefixes a plugin may import. Anything else (filesystem,
 /// sockets, HTTP outside the `http` capability) is refused at load time.
-pub const GRANTED_IMPORTS: &[&str] = &["wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:cli/", "webcare:connector/"];
+pub const GRANTED_IMPORTS: &[&str] = &[
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:cli/",
+    "webcare:connector/",
+];
 
 /// Refuses a component that imports interfaces the host does not grant.
 pub fn check_imports(what: &str, imports: &[String]) -> Result<(), PluginError> {

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::HostServices;
 use super::error::PanicReport;
 use super::limits::Limiter;
-use super::HostServices;
-use crate::capabilities::log::{GuestLog, Source};
 use crate::capabilities::Grants;
+use crate::capabilities::log::{GuestLog, Source};
 
 /// Bookkeeping of the call in progress.
 #[derive(Debug)]

@@ -99,21 +99,27 @@ impl HasData for HasTable {
 /// sockets are absent on purpose: a component that imports them is refused
 /// at load time (see [`crate::runtime::plugin::GRANTED_IMPORTS`]).
 fn link_wasi(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::WasiView;
     use wasmtime_wasi::cli::WasiCli;
+    use wasmtime_wasi::cli::WasiCliView;
     use wasmtime_wasi::clocks::WasiClocks;
+    use wasmtime_wasi::clocks::WasiClocksView;
     use wasmtime_wasi::p2::bindings::{cli, clocks, random};
     use wasmtime_wasi::random::WasiRandom;
-    use wasmtime_wasi::WasiView;
-    use wasmtime_wasi::cli::WasiCliView;
-    use wasmtime_wasi::clocks::WasiClocksView;
     use wasmtime_wasi_io::bindings::wasi::io;
 
     let l = linker;
     io::error::add_to_linker::<StoreState, HasTable>(l, |s| s.table())?;
     io::poll::add_to_linker::<StoreState, HasTable>(l, |s| s.table())?;
     io::streams::add_to_linker::<StoreState, HasTable>(l, |s| s.table())?;
-    clocks::wall_clock::add_to_linker::<StoreState, WasiClocks>(l, <StoreState as WasiClocksView>::clocks)?;
-    clocks::monotonic_clock::add_to_linker::<StoreState, WasiClocks>(l, <StoreState as WasiClocksView>::clocks)?;
+    clocks::wall_clock::add_to_linker::<StoreState, WasiClocks>(
+        l,
+        <StoreState as WasiClocksView>::clocks,
+    )?;
+    clocks::monotonic_clock::add_to_linker::<StoreState, WasiClocks>(
+        l,
+        <StoreState as WasiClocksView>::clocks,
+    )?;
     random::random::add_to_linker::<StoreState, WasiRandom>(l, |s| s.ctx().ctx.random())?;
     random::insecure::add_to_linker::<StoreState, WasiRandom>(l, |s| s.ctx().ctx.random())?;
     random::insecure_seed::add_to_linker::<StoreState, WasiRandom>(l, |s| s.ctx().ctx.random())?;
@@ -123,10 +129,19 @@ fn link_wasi(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
     cli::stdout::add_to_linker::<StoreState, WasiCli>(l, <StoreState as WasiCliView>::cli)?;
     cli::stderr::add_to_linker::<StoreState, WasiCli>(l, <StoreState as WasiCliView>::cli)?;
     cli::terminal_input::add_to_linker::<StoreState, WasiCli>(l, <StoreState as WasiCliView>::cli)?;
-    cli::terminal_output::add_to_linker::<StoreState, WasiCli>(l, <StoreState as WasiCliView>::cli)?;
+    cli::terminal_output::add_to_linker::<StoreState, WasiCli>(
+        l,
+        <StoreState as WasiCliView>::cli,
+    )?;
     cli::terminal_stdin::add_to_linker::<StoreState, WasiCli>(l, <StoreState as WasiCliView>::cli)?;
-    cli::terminal_stdout::add_to_linker::<StoreState, WasiCli>(l, <StoreState as WasiCliView>::cli)?;
-    cli::terminal_stderr::add_to_linker::<StoreState, WasiCli>(l, <StoreState as WasiCliView>::cli)?;
+    cli::terminal_stdout::add_to_linker::<StoreState, WasiCli>(
+        l,
+        <StoreState as WasiCliView>::cli,
+    )?;
+    cli::terminal_stderr::add_to_linker::<StoreState, WasiCli>(
+        l,
+        <StoreState as WasiCliView>::cli,
+    )?;
     Ok(())
 }
 

@@ -17,10 +17,10 @@ use wasmtime::component::Resource;
 
 use self::webcare::connector::{clock, config, http, log, socket, state, types};
 use super::{Call, Reply};
+use crate::capabilities::StateError as CapStateError;
 use crate::capabilities::http as cap_http;
 use crate::capabilities::log::{Level, Source};
 use crate::capabilities::socket::{Connection, SocketError as CapSocketError};
-use crate::capabilities::StateError as CapStateError;
 use crate::model;
 use crate::runtime::error::PanicReport;
 use crate::runtime::store::StoreState;
@@ -33,7 +33,9 @@ pub async fn dispatch(
 ) -> wasmtime::Result<Result<Reply, model::ConnectorError>> {
     let guest = exports.webcare_connector_connector();
     Ok(match call {
-        Call::Describe => Ok(Reply::Describe(guest.call_describe(&mut *store).await?.into())),
+        Call::Describe => Ok(Reply::Describe(
+            guest.call_describe(&mut *store).await?.into(),
+        )),
         Call::Poll(cursor) => guest
             .call_poll(&mut *store, cursor.as_deref())
             .await?
@@ -60,7 +62,10 @@ pub async fn dispatch(
 impl types::Host for StoreState {}
 
 impl http::Host for StoreState {
-    async fn send(&mut self, request: http::Request) -> wasmtime::Result<Result<http::Response, http::HttpError>> {
+    async fn send(
+        &mut self,
+        request: http::Request,
+    ) -> wasmtime::Result<Result<http::Response, http::HttpError>> {
         let request = cap_http::Request {
             method: match request.method {
                 http::Method::Get => cap_http::Method::Get,
@@ -74,7 +79,9 @@ impl http::Host for StoreState {
             url: request.url,
             headers: request.headers,
             body: request.body,
-            timeout: request.timeout_ms.map(|ms| Duration::from_millis(ms.into())),
+            timeout: request
+                .timeout_ms
+                .map(|ms| Duration::from_millis(ms.into())),
         };
         let grants = self.grants.clone();
         let client = self.services.http.clone();
@@ -136,7 +143,14 @@ impl socket::Host for StoreState {
         });
         let implicit = matches!(tls, socket::TlsMode::Implicit);
         let result = self
-            .host_io(Connection::connect(&grants.allow_list, &tls_settings, &host, port, implicit, timeout))
+            .host_io(Connection::connect(
+                &grants.allow_list,
+                &tls_settings,
+                &host,
+                port,
+                implicit,
+                timeout,
+            ))
             .await;
         match result {
             Ok(conn) => {
@@ -166,14 +180,21 @@ impl socket::HostConnection for StoreState {
         Ok(result.map_err(socket_error))
     }
 
-    async fn write(&mut self, conn: Resource<Connection>, data: Vec<u8>) -> wasmtime::Result<Result<(), socket::SocketError>> {
+    async fn write(
+        &mut self,
+        conn: Resource<Connection>,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), socket::SocketError>> {
         let start = std::time::Instant::now();
         let result = self.table().get_mut(&conn)?.write(&data).await;
         self.call.host_wait += start.elapsed();
         Ok(result.map_err(socket_error))
     }
 
-    async fn start_tls(&mut self, conn: Resource<Connection>) -> wasmtime::Result<Result<(), socket::SocketError>> {
+    async fn start_tls(
+        &mut self,
+        conn: Resource<Connection>,
+    ) -> wasmtime::Result<Result<(), socket::SocketError>> {
         let start = std::time::Instant::now();
         let result = self.table().get_mut(&conn)?.start_tls().await;
         self.call.host_wait += start.elapsed();
@@ -200,7 +221,11 @@ impl log::Host for StoreState {
         Ok(())
     }
 
-    async fn report_panic(&mut self, message: String, location: Option<String>) -> wasmtime::Result<()> {
+    async fn report_panic(
+        &mut self,
+        message: String,
+        location: Option<String>,
+    ) -> wasmtime::Result<()> {
         let redact = |s: &str| self.grants.redactor.redact(s);
         let report = PanicReport {
             message: redact(&message),
@@ -212,16 +237,35 @@ impl log::Host for StoreState {
 }
 
 impl state::Host for StoreState {
-    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, state::StateError>> {
-        Ok(self.grants.state.get(&self.grants.id, &key).map_err(state_error))
+    async fn get(
+        &mut self,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, state::StateError>> {
+        Ok(self
+            .grants
+            .state
+            .get(&self.grants.id, &key)
+            .map_err(state_error))
     }
 
-    async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), state::StateError>> {
-        Ok(self.grants.state.set(&self.grants.id, &key, &value).map_err(state_error))
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), state::StateError>> {
+        Ok(self
+            .grants
+            .state
+            .set(&self.grants.id, &key, &value)
+            .map_err(state_error))
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), state::StateError>> {
-        Ok(self.grants.state.delete(&self.grants.id, &key).map_err(state_error))
+        Ok(self
+            .grants
+            .state
+            .delete(&self.grants.id, &key)
+            .map_err(state_error))
     }
 }
 
@@ -245,7 +289,11 @@ impl config::Host for StoreState {
     }
 
     async fn get_secret(&mut self, name: String) -> wasmtime::Result<Option<String>> {
-        Ok(self.grants.secrets.get(&name).map(|s| s.expose().to_string()))
+        Ok(self
+            .grants
+            .secrets
+            .get(&name)
+            .map(|s| s.expose().to_string()))
     }
 }
 
@@ -512,9 +560,15 @@ impl From<types::ConnectorError> for model::ConnectorError {
                 missing_scope: a.missing_scope,
             },
             types::ConnectorError::Transient(detail) => model::ConnectorError::Transient { detail },
-            types::ConnectorError::InvalidInput(detail) => model::ConnectorError::InvalidInput { detail },
-            types::ConnectorError::Unsupported(detail) => model::ConnectorError::Unsupported { detail },
-            types::ConnectorError::NotAllowed(detail) => model::ConnectorError::NotAllowed { detail },
+            types::ConnectorError::InvalidInput(detail) => {
+                model::ConnectorError::InvalidInput { detail }
+            }
+            types::ConnectorError::Unsupported(detail) => {
+                model::ConnectorError::Unsupported { detail }
+            }
+            types::ConnectorError::NotAllowed(detail) => {
+                model::ConnectorError::NotAllowed { detail }
+            }
         }
     }
 }
