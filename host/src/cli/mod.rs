@@ -18,7 +18,7 @@ use crate::runtime::{Runtime, RuntimeConfig};
 )]
 pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `webcare=debug`.
-    /// Defaults to `RUST_LOG`, else warnings plus the plugin's own log lines.
+    /// Defaults to `RUST_LOG`, else errors plus the plugin's own log lines.
     #[arg(long, global = true, env = "WEBCARE_LOG")]
     pub log: Option<String>,
 
@@ -53,7 +53,9 @@ fn init_logging(filter: Option<&str>) {
     let filter = filter
         .map(str::to_string)
         .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "warn,webcare::guest=info".to_string());
+        // The host's own warnings repeat what the CLI prints as its error
+        // line; the plugin's log lines are what an integrator wants to see.
+        .unwrap_or_else(|| "warn,webcare=error,webcare::guest=info".to_string());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

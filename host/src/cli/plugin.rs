@@ -261,6 +261,14 @@ pub async fn run(cli: &Cli, cmd: &PluginCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The JSON name of a unit enum value (`private_reply`, `text_list`).
+fn serde_name(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 fn print_inspect(
     out: &mut impl Write,
     plugin: &SharedPlugin,
@@ -282,7 +290,7 @@ fn print_inspect(
     } else {
         writeln!(out, "settings:")?;
         for s in &info.settings {
-            let mut flags = vec![format!("{:?}", s.setting_type).to_lowercase()];
+            let mut flags = vec![serde_name(&s.setting_type)];
             if s.required {
                 flags.push("required".into());
             }

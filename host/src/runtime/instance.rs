@@ -193,6 +193,7 @@ impl ConnectorInstance {
                 return Err(match &state.call.denied {
                     Some(destination) => PluginError::AllowList {
                         destination: destination.clone(),
+                        allowed: state.grants.allow_list.to_string(),
                         plugin_error: redacted.to_string(),
                     },
                     None => PluginError::Connector(redacted),
