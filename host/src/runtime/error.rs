@@ -86,10 +86,13 @@ pub enum PluginError {
     #[error("call timeout: the call took longer than {}ms", limit.as_millis())]
     CallTimeout { limit: Duration },
     #[error(
-        "allow-list: the plugin tried to reach {destination}, which is not on this connector's allow-list; the call failed with: {plugin_error}"
+        "allow-list: the plugin tried to reach {destination}, which is not on this connector's allow-list ({allowed}); add it to the connector's allowed hosts if it should"
     )]
     AllowList {
         destination: String,
+        /// The connector's allow-list entries.
+        allowed: String,
+        /// What the plugin made of the refusal.
         plugin_error: String,
     },
     #[error("output limit: {0}")]
