@@ -32,11 +32,3 @@ pub fn test_cache_dir() -> PathBuf {
         .join("target")
         .join("test-component-cache")
 }
-
-/// Reads a file from the shared public fixtures (`../shared/fixtures`).
-pub fn shared_fixture(rel: &str) -> Vec<u8> {
-    let path = plugins::workspace_root()
-        .join("../shared/fixtures")
-        .join(rel);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
-}

@@ -15,6 +15,8 @@
 //! | `log-flood` | prints 1 000 000 lines to stdout and logs 100 000, then returns an empty batch |
 //! | `sleep-host` | GETs `target_url` (a slow server) and returns what it got |
 //! | `secret-leak` | logs, prints and returns in its error the secret `token` |
+//! | `socket-echo` | connects to `target_host`:`target_port` (TLS if `tls` is true), sends `PING webcare`, returns the line it reads back |
+//! | `state-counter` | increments a counter in the state store and returns its value |
 //!
 //! Where a GET unexpectedly succeeds the call returns a message carrying the
 //! response body, so a test notices that a guard let it through.
@@ -24,9 +26,10 @@
 use std::hint::black_box;
 
 use webcare_plugin::http::Request;
+use webcare_plugin::socket::{Connection, TlsMode};
 use webcare_plugin::{
     Author, Batch, Connector, Error, Feature, Message, MessageKind, PluginInfo, Result,
-    SettingSpec, WebhookOutcome, WebhookRequest, WebhookResponse, log, secrets, settings,
+    SettingSpec, WebhookOutcome, WebhookRequest, WebhookResponse, log, secrets, settings, state,
 };
 
 /// A fixed creation time for the messages this plugin makes up.
@@ -63,6 +66,12 @@ impl Connector for Hostile {
                 .default_value("200000"),
         )
         .setting(SettingSpec::text("token", "Secret leaked by `secret-leak`.").secret())
+        .setting(SettingSpec::text("target_host", "Host `socket-echo` connects to."))
+        .setting(SettingSpec::integer("target_port", "Port `socket-echo` connects to."))
+        .setting(
+            SettingSpec::boolean("tls", "Whether `socket-echo` uses implicit TLS.")
+                .default_value("false"),
+        )
     }
 
     fn poll(_cursor: Option<String>) -> Result<Batch> {
@@ -93,6 +102,8 @@ fn misbehave() -> Result<Batch> {
         "huge-output" => huge_output(),
         "log-flood" => flood_logs(),
         "secret-leak" => leak_secret(),
+        "socket-echo" => socket_echo(),
+        "state-counter" => state_counter(),
         other => Err(Error::invalid_input(format!("unknown mode `{other}`"))),
     }
 }
@@ -194,4 +205,29 @@ fn leak_secret() -> Result<Batch> {
     log::warn(format!("leaking the token {token}"));
     eprintln!("leaking the token {token}");
     Err(Error::transient(format!("failed with {token}")))
+}
+
+/// Sends one line over the socket capability and returns the answer.
+fn socket_echo() -> Result<Batch> {
+    let host = settings::require("target_host")?;
+    let port: u16 = settings::parse("target_port")?;
+    let tls = if settings::parse::<bool>("tls")? {
+        TlsMode::Implicit
+    } else {
+        TlsMode::None
+    };
+    let mut conn = Connection::connect(&host, port, tls, Some(5_000))?;
+    conn.write_all(b"PING webcare\r\n")?;
+    let line = conn
+        .read_line()?
+        .ok_or_else(|| Error::transient("the peer closed the connection"))?;
+    Ok(Batch::new(vec![message("echo", line)]))
+}
+
+/// Increments `counter` in the connector's state store.
+fn state_counter() -> Result<Batch> {
+    let current: u64 = state::get_json("counter")?.unwrap_or(0);
+    let next = current + 1;
+    state::set_json("counter", &next)?;
+    Ok(Batch::new(vec![message(&format!("count-{next}"), next.to_string())]))
 }
