@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-use webcare::capabilities::{AllowList, ConnectorId, Grants, IoLimits, MemoryStateStore, Secret, StateStore};
+use webcare::capabilities::{
+    AllowList, ConnectorId, Grants, IoLimits, MemoryStateStore, Secret, StateStore,
+};
 use webcare::runtime::{
     Allocation, AllocatorInUse, CallLimits, EngineSettings, PluginError, Runtime, RuntimeConfig,
 };
@@ -18,7 +20,9 @@ use webcare_tests::plugins::plugin_path;
 use webcare_tests::runtime;
 
 /// Answers each line with `PONG <line>`; counts connections.
-async fn echo_server(accept_tls: Option<Arc<tokio_rustls::TlsAcceptor>>) -> (u16, Arc<AtomicUsize>) {
+async fn echo_server(
+    accept_tls: Option<Arc<tokio_rustls::TlsAcceptor>>,
+) -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(AtomicUsize::new(0));
@@ -60,9 +64,18 @@ fn echo_settings(host: &str, port: u16, tls: bool) -> Vec<(String, String)> {
     ]
 }
 
-async fn echo(rt: &Runtime, host: &str, port: u16, tls: bool, allow: &[String]) -> Result<String, PluginError> {
+async fn echo(
+    rt: &Runtime,
+    host: &str,
+    port: u16,
+    tls: bool,
+    allow: &[String],
+) -> Result<String, PluginError> {
     let settings = echo_settings(host, port, tls);
-    let extra: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let extra: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let mut conn = hostile(rt, "socket-echo", &extra, allow, CallLimits::default()).await;
     conn.poll(None).await.map(|b| b.messages[0].text.clone())
 }
@@ -71,17 +84,37 @@ async fn echo(rt: &Runtime, host: &str, port: u16, tls: bool, allow: &[String]) 
 async fn plain_socket_to_an_allowed_port_and_refusal_of_others() {
     let (port, seen) = echo_server(None).await;
     let rt = runtime();
-    let answer = echo(&rt, "127.0.0.1", port, false, &[format!("tcp://127.0.0.1:{port}")]).await.unwrap();
+    let answer = echo(
+        &rt,
+        "127.0.0.1",
+        port,
+        false,
+        &[format!("tcp://127.0.0.1:{port}")],
+    )
+    .await
+    .unwrap();
     assert_eq!(answer, "PONG PING webcare");
     assert_eq!(seen.load(Ordering::SeqCst), 1);
 
     // Another port on the same host, and an HTTP-only entry: both refused.
-    for allow in [format!("tcp://127.0.0.1:{}", port.wrapping_add(1)), format!("http://127.0.0.1:{port}")] {
-        let err = echo(&rt, "127.0.0.1", port, false, &[allow]).await.unwrap_err();
+    for allow in [
+        format!("tcp://127.0.0.1:{}", port.wrapping_add(1)),
+        format!("http://127.0.0.1:{port}"),
+    ] {
+        let err = echo(&rt, "127.0.0.1", port, false, &[allow])
+            .await
+            .unwrap_err();
         assert!(matches!(err, PluginError::AllowList { .. }), "{err}");
-        assert!(err.to_string().contains(&format!("tcp://127.0.0.1:{port}")), "{err}");
+        assert!(
+            err.to_string().contains(&format!("tcp://127.0.0.1:{port}")),
+            "{err}"
+        );
     }
-    assert_eq!(seen.load(Ordering::SeqCst), 1, "refused sockets never connected");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        1,
+        "refused sockets never connected"
+    );
 }
 
 #[tokio::test]
@@ -89,12 +122,14 @@ async fn tls_is_done_by_the_host_and_verifies_the_certificate() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let cert_pem = cert.cert.pem();
     let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
-    let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .unwrap();
+    let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .unwrap();
     let acceptor = Arc::new(tokio_rustls::TlsAcceptor::from(Arc::new(server_config)));
     let (port, _) = echo_server(Some(acceptor)).await;
     let allow = [format!("tcp://localhost:{port}")];
@@ -106,12 +141,22 @@ async fn tls_is_done_by_the_host_and_verifies_the_certificate() {
         ..RuntimeConfig::default()
     })
     .unwrap();
-    assert_eq!(echo(&trusting, "localhost", port, true, &allow).await.unwrap(), "PONG PING webcare");
+    assert_eq!(
+        echo(&trusting, "localhost", port, true, &allow)
+            .await
+            .unwrap(),
+        "PONG PING webcare"
+    );
 
     // Not trusted: the handshake fails, reported as a transient error.
-    let err = echo(&runtime(), "localhost", port, true, &allow).await.unwrap_err();
+    let err = echo(&runtime(), "localhost", port, true, &allow)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), "transient", "{err}");
-    assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -132,13 +177,23 @@ async fn state_persists_per_connector_and_is_isolated_between_brands() {
             store.clone(),
         )
     };
-    let mut a = rt.configured_connector(plugin.clone(), connector("brand-a"), CallLimits::default()).await.unwrap();
-    let mut b = rt.configured_connector(plugin, connector("brand-b"), CallLimits::default()).await.unwrap();
+    let mut a = rt
+        .configured_connector(plugin.clone(), connector("brand-a"), CallLimits::default())
+        .await
+        .unwrap();
+    let mut b = rt
+        .configured_connector(plugin, connector("brand-b"), CallLimits::default())
+        .await
+        .unwrap();
     let count = |batch: webcare::model::Batch| batch.messages[0].text.clone();
     assert_eq!(count(a.poll(None).await.unwrap()), "1");
     a.release(); // a fresh instance still sees the stored state
     assert_eq!(count(a.poll(None).await.unwrap()), "2");
-    assert_eq!(count(b.poll(None).await.unwrap()), "1", "brand B has its own state");
+    assert_eq!(
+        count(b.poll(None).await.unwrap()),
+        "1",
+        "brand B has its own state"
+    );
 }
 
 #[tokio::test]
@@ -154,5 +209,9 @@ async fn falls_back_to_on_demand_allocation_when_pooling_cannot_reserve() {
     let mut ok = hostile(&rt, "ok", &[], &[], CallLimits::default()).await;
     assert_eq!(ok.poll(None).await.unwrap().messages[0].external_id, "ok-1");
 
-    assert_eq!(runtime().allocator(), AllocatorInUse::Pooling, "this machine supports pooling by default");
+    assert_eq!(
+        runtime().allocator(),
+        AllocatorInUse::Pooling,
+        "this machine supports pooling by default"
+    );
 }

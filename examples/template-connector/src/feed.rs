@@ -31,7 +31,11 @@ pub struct Page {
 /// Fails with [`Error::InvalidInput`] on malformed JSON or on any item that
 /// does not fit the feed's format; there is no partial result.
 pub fn normalize_page(body: &[u8], brand_handle: &str) -> Result<Page> {
-    let page: FeedPage = serde_json::from_slice(body)
+    // One UTF-8 check of the whole body is cheaper than one per string,
+    // which is what `from_slice` does.
+    let body = std::str::from_utf8(body)
+        .map_err(|error| Error::invalid_input(format!("feed page is not UTF-8: {error}")))?;
+    let page: FeedPage = serde_json::from_str(body)
         .map_err(|error| Error::invalid_input(format!("feed page is not valid: {error}")))?;
     let brand_handle = brand_handle.trim_start_matches('@');
     let mut messages = Vec::with_capacity(page.data.len());

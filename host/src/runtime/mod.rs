@@ -185,9 +185,9 @@ impl Runtime {
                 detail: format!("{e:#}"),
             })?;
         let (imports, exports) = plugin::interface_names(&component, &self.inner.engine);
-        let (contract, line) = plugin::contract_version(what, &exports)?;
+        let (contract, line, export) = plugin::contract_version(what, &exports)?;
         plugin::check_imports(what, &imports)?;
-        let pre = bindings::Pre::new(&self.inner.linkers, line, &component, what)?;
+        let pre = bindings::Pre::new(&self.inner.linkers, line, &component, &export, what)?;
         let plugin = Arc::new(Plugin {
             what: what.to_string(),
             digest,

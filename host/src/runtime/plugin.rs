@@ -58,10 +58,11 @@ pub fn check_component_header(bytes: &[u8], what: &str) -> Result<(), PluginErro
 }
 
 /// Reads the contract version from the connector export's name.
+/// Returns the version, the line that serves it, and the export's full name.
 pub fn contract_version(
     what: &str,
     exports: &[String],
-) -> Result<(semver::Version, ContractLine), PluginError> {
+) -> Result<(semver::Version, ContractLine, String), PluginError> {
     let prefix = format!("{CONNECTOR_EXPORT}@");
     let Some(name) = exports
         .iter()
@@ -80,7 +81,7 @@ pub fn contract_version(
     };
     let version = semver::Version::parse(version_text).map_err(|_| unsupported())?;
     let line = ContractLine::for_version(&version).ok_or_else(unsupported)?;
-    Ok((version, line))
+    Ok((version, line, name.clone()))
 }
 
 /// Names of a component's imports and exports.

@@ -72,12 +72,12 @@ pub enum Reply {
 /// Pre-linked instance factory of one loaded plugin.
 #[derive(Clone)]
 pub enum Pre {
-    V0_1(v0_1::ChannelConnectorPre<StoreState>),
+    V0_1(v0_1::Pre),
 }
 
 /// A live instance's exports.
 pub enum Exports {
-    V0_1(v0_1::ChannelConnector),
+    V0_1(v0_1::Exports),
 }
 
 /// Host-side `HasData` for the store: the import traits are implemented on
@@ -166,6 +166,7 @@ impl Pre {
         linkers: &Linkers,
         line: ContractLine,
         component: &Component,
+        export: &str,
         what: &str,
     ) -> Result<Pre, PluginError> {
         let link_err = |e: wasmtime::Error| PluginError::Link {
@@ -175,7 +176,7 @@ impl Pre {
         match line {
             ContractLine::V0_1 => {
                 let pre = linkers.v0_1.instantiate_pre(component).map_err(link_err)?;
-                let pre = v0_1::ChannelConnectorPre::new(pre).map_err(link_err)?;
+                let pre = v0_1::Pre::new(pre, export).map_err(link_err)?;
                 Ok(Pre::V0_1(pre))
             }
         }
@@ -183,7 +184,7 @@ impl Pre {
 
     pub async fn instantiate(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Exports> {
         match self {
-            Pre::V0_1(pre) => Ok(Exports::V0_1(pre.instantiate_async(store).await?)),
+            Pre::V0_1(pre) => Ok(Exports::V0_1(pre.instantiate(store).await?)),
         }
     }
 }

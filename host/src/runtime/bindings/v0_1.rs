@@ -10,10 +10,11 @@ wasmtime::component::bindgen!({
     },
 });
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use wasmtime::Store;
-use wasmtime::component::Resource;
+use wasmtime::component::{ComponentExportIndex, Func, InstancePre, Resource, TypedFunc};
 
 use self::webcare::connector::{clock, config, http, log, socket, state, types};
 use super::{Call, Reply};
@@ -25,34 +26,128 @@ use crate::model;
 use crate::runtime::error::PanicReport;
 use crate::runtime::store::StoreState;
 
+/// Pre-linked factory for v0.1 instances.
+///
+/// The generated `ChannelConnectorPre` type-checks all four exports on every
+/// instantiation, which costs several microseconds for records this size.
+/// The types of a component's exports never change, so they are checked on
+/// the first instance of each plugin only; later instances look the
+/// functions up by pre-computed index.
+#[derive(Clone)]
+pub struct Pre {
+    instance_pre: InstancePre<StoreState>,
+    describe: ComponentExportIndex,
+    poll: ComponentExportIndex,
+    handle_webhook: ComponentExportIndex,
+    perform: ComponentExportIndex,
+    typechecked: Arc<OnceLock<()>>,
+}
+
+/// The exported functions of one live instance.
+pub struct Exports {
+    describe: Func,
+    poll: Func,
+    handle_webhook: Func,
+    perform: Func,
+}
+
+type DescribeFn = TypedFunc<(), (types::PluginInfo,)>;
+type PollFn = TypedFunc<(Option<String>,), (Result<types::Batch, types::ConnectorError>,)>;
+type WebhookFn =
+    TypedFunc<(types::WebhookRequest,), (Result<types::WebhookOutcome, types::ConnectorError>,)>;
+type PerformFn = TypedFunc<
+    (types::Action, types::ActionTarget),
+    (Result<types::ActionResult, types::ConnectorError>,),
+>;
+
+impl Pre {
+    /// `export` is the plugin's connector export as it named it
+    /// (`webcare:connector/connector@0.1.x`).
+    pub fn new(instance_pre: InstancePre<StoreState>, export: &str) -> wasmtime::Result<Pre> {
+        let component = instance_pre.component();
+        let interface = component
+            .get_export_index(None, export)
+            .ok_or_else(|| wasmtime::format_err!("no exported instance named `{export}`"))?;
+        let lookup = |name: &str| {
+            component
+                .get_export_index(Some(&interface), name)
+                .ok_or_else(|| wasmtime::format_err!("`{export}` does not export `{name}`"))
+        };
+        Ok(Pre {
+            describe: lookup("describe")?,
+            poll: lookup("poll")?,
+            handle_webhook: lookup("handle-webhook")?,
+            perform: lookup("perform")?,
+            instance_pre,
+            typechecked: Arc::default(),
+        })
+    }
+
+    pub async fn instantiate(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Exports> {
+        let instance = self.instance_pre.instantiate_async(&mut *store).await?;
+        if self.typechecked.get().is_none() {
+            instance.get_typed_func::<(), (types::PluginInfo,)>(&mut *store, &self.describe)?;
+            instance
+                .get_typed_func::<(Option<&str>,), (Result<types::Batch, types::ConnectorError>,)>(
+                    &mut *store,
+                    &self.poll,
+                )?;
+            instance.get_typed_func::<(&types::WebhookRequest,), (Result<types::WebhookOutcome, types::ConnectorError>,)>(
+                &mut *store,
+                &self.handle_webhook,
+            )?;
+            instance.get_typed_func::<(&types::Action, &types::ActionTarget), (Result<types::ActionResult, types::ConnectorError>,)>(
+                &mut *store,
+                &self.perform,
+            )?;
+            let _ = self.typechecked.set(());
+        }
+        let func = |store: &mut Store<StoreState>, index: &ComponentExportIndex| {
+            instance.get_func(&mut *store, index).ok_or_else(|| {
+                wasmtime::format_err!("instance lost an export it was checked to have")
+            })
+        };
+        Ok(Exports {
+            describe: func(store, &self.describe)?,
+            poll: func(store, &self.poll)?,
+            handle_webhook: func(store, &self.handle_webhook)?,
+            perform: func(store, &self.perform)?,
+        })
+    }
+}
+
 /// Runs one call on a v0.1 instance.
 pub async fn dispatch(
-    exports: &ChannelConnector,
+    exports: &Exports,
     store: &mut Store<StoreState>,
     call: Call,
 ) -> wasmtime::Result<Result<Reply, model::ConnectorError>> {
-    let guest = exports.webcare_connector_connector();
+    // SAFETY (all four): `Pre::instantiate` type-checked these exports with
+    // the same Rust types on the plugin's first instance, and a component's
+    // export types cannot change between its instances.
     Ok(match call {
-        Call::Describe => Ok(Reply::Describe(
-            guest.call_describe(&mut *store).await?.into(),
-        )),
-        Call::Poll(cursor) => guest
-            .call_poll(&mut *store, cursor.as_deref())
-            .await?
-            .map(|b| Reply::Poll(b.into()))
-            .map_err(Into::into),
-        Call::Webhook(request) => guest
-            .call_handle_webhook(&mut *store, &request.into())
-            .await?
-            .map(|o| Reply::Webhook(o.into()))
-            .map_err(Into::into),
+        Call::Describe => {
+            let f: DescribeFn = unsafe { TypedFunc::new_unchecked(exports.describe) };
+            let (info,) = f.call_async(&mut *store, ()).await?;
+            Ok(Reply::Describe(info.into()))
+        }
+        Call::Poll(cursor) => {
+            let f: PollFn = unsafe { TypedFunc::new_unchecked(exports.poll) };
+            let (result,) = f.call_async(&mut *store, (cursor,)).await?;
+            result.map(|b| Reply::Poll(b.into())).map_err(Into::into)
+        }
+        Call::Webhook(request) => {
+            let f: WebhookFn = unsafe { TypedFunc::new_unchecked(exports.handle_webhook) };
+            let (result,) = f.call_async(&mut *store, (request.into(),)).await?;
+            result.map(|o| Reply::Webhook(o.into())).map_err(Into::into)
+        }
         Call::Perform(boxed) => {
             let (action, target) = *boxed;
-            guest
-                .call_perform(&mut *store, &action.into(), &target.into())
-                .await?
-                .map(|r| Reply::Perform(r.into()))
-                .map_err(Into::into)
+            let f: PerformFn = unsafe { TypedFunc::new_unchecked(exports.perform) };
+            let (result,) = f
+                .call_async(&mut *store, (action.into(), target.into()))
+                .await?;
+            result.map(|r| Reply::Perform(r.into())).map_err(Into::into)
         }
     })
 }

@@ -66,8 +66,14 @@ impl Connector for Hostile {
                 .default_value("200000"),
         )
         .setting(SettingSpec::text("token", "Secret leaked by `secret-leak`.").secret())
-        .setting(SettingSpec::text("target_host", "Host `socket-echo` connects to."))
-        .setting(SettingSpec::integer("target_port", "Port `socket-echo` connects to."))
+        .setting(SettingSpec::text(
+            "target_host",
+            "Host `socket-echo` connects to.",
+        ))
+        .setting(SettingSpec::integer(
+            "target_port",
+            "Port `socket-echo` connects to.",
+        ))
         .setting(
             SettingSpec::boolean("tls", "Whether `socket-echo` uses implicit TLS.")
                 .default_value("false"),
@@ -229,5 +235,8 @@ fn state_counter() -> Result<Batch> {
     let current: u64 = state::get_json("counter")?.unwrap_or(0);
     let next = current + 1;
     state::set_json("counter", &next)?;
-    Ok(Batch::new(vec![message(&format!("count-{next}"), next.to_string())]))
+    Ok(Batch::new(vec![message(
+        &format!("count-{next}"),
+        next.to_string(),
+    )]))
 }
