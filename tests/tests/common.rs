@@ -9,6 +9,7 @@ use webcare::runtime::{CallLimits, ConnectorInstance, Runtime};
 use webcare_tests::fake_api::FakeApi;
 use webcare_tests::plugins::plugin_path;
 
+#[allow(unused_imports)] // not every test file uses every helper
 pub use webcare_tests::fake_feed::{TOKEN, feed_items, feed_router};
 
 /// Grants for a connector of `brand` with string settings and secrets.

@@ -379,6 +379,22 @@ async fn log_flood_is_throttled_not_fatal() {
     assert!(batch.messages.is_empty());
 }
 
+/// A hostile connector that GETs `url` with `allow` as its allow-list.
+async fn fetching(
+    rt: &webcare::runtime::Runtime,
+    url: &str,
+    allow: &[String],
+) -> webcare::runtime::ConnectorInstance {
+    hostile(
+        rt,
+        "forbidden-host",
+        &[("target_url", url)],
+        allow,
+        CallLimits::default(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn allow_list_refuses_before_anything_leaves_also_through_redirects() {
     let outsider =
@@ -398,14 +414,7 @@ async fn allow_list_refuses_before_anything_leaves_also_through_redirects() {
     let rt = runtime();
 
     // Direct request to a host that is not on the list.
-    let mut direct = hostile(
-        &rt,
-        "forbidden-host",
-        &[("target_url", &outsider_url)],
-        &[allowed.allow_entry()],
-        CallLimits::default(),
-    )
-    .await;
+    let mut direct = fetching(&rt, &outsider_url, &[allowed.allow_entry()]).await;
     let err = direct.poll(None).await.unwrap_err();
     assert!(matches!(err, PluginError::AllowList { .. }), "{err}");
     assert!(
@@ -415,14 +424,7 @@ async fn allow_list_refuses_before_anything_leaves_also_through_redirects() {
 
     // An allowed host that redirects to it.
     let hop = format!("{}/hop", allowed.base_url());
-    let mut redirected = hostile(
-        &rt,
-        "forbidden-host",
-        &[("target_url", &hop)],
-        &[allowed.allow_entry()],
-        CallLimits::default(),
-    )
-    .await;
+    let mut redirected = fetching(&rt, &hop, &[allowed.allow_entry()]).await;
     let err = redirected.poll(None).await.unwrap_err();
     assert!(matches!(err, PluginError::AllowList { .. }), "{err}");
     assert_eq!(
@@ -437,14 +439,7 @@ async fn allow_list_refuses_before_anything_leaves_also_through_redirects() {
     );
 
     // Plain http is not implied by a host:port entry.
-    let mut no_plain = hostile(
-        &rt,
-        "forbidden-host",
-        &[("target_url", &outsider_url)],
-        &[outsider.addr.to_string()],
-        CallLimits::default(),
-    )
-    .await;
+    let mut no_plain = fetching(&rt, &outsider_url, &[outsider.addr.to_string()]).await;
     assert!(matches!(
         no_plain.poll(None).await.unwrap_err(),
         PluginError::AllowList { .. }
@@ -453,14 +448,7 @@ async fn allow_list_refuses_before_anything_leaves_also_through_redirects() {
 
     // A redirect that stays on the allow-list is followed.
     let inside = format!("{}/inside", allowed.base_url());
-    let mut ok = hostile(
-        &rt,
-        "forbidden-host",
-        &[("target_url", &inside)],
-        &[allowed.allow_entry()],
-        CallLimits::default(),
-    )
-    .await;
+    let mut ok = fetching(&rt, &inside, &[allowed.allow_entry()]).await;
     let batch = ok.poll(None).await.expect("allowed redirect is followed");
     assert!(
         batch.messages[0].text.contains("landed"),

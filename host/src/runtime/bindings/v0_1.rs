@@ -418,66 +418,69 @@ macro_rules! same_enum {
     };
 }
 
+/// `From` both ways between two records with the same field names, each
+/// field converted with `Into` (identity for same types).
+macro_rules! same_record {
+    ($a:ty, $b:ty { $($f:ident),* $(,)? }) => {
+        impl From<$a> for $b {
+            fn from(v: $a) -> Self {
+                Self { $($f: v.$f.into()),* }
+            }
+        }
+        impl From<$b> for $a {
+            fn from(v: $b) -> Self {
+                Self { $($f: v.$f.into()),* }
+            }
+        }
+    };
+}
+
+same_record!(
+    types::Author,
+    model::Author {
+        id,
+        handle,
+        display_name,
+        followers,
+        verified,
+        profile_url,
+        email
+    }
+);
+same_record!(
+    types::Attachment,
+    model::Attachment {
+        kind,
+        url,
+        mime_type,
+        name,
+        size_bytes,
+        alt_text
+    }
+);
+same_record!(
+    types::Removal,
+    model::Removal {
+        external_id,
+        thread_id,
+        at,
+        by
+    }
+);
+same_record!(
+    types::ActionResult,
+    model::ActionResult {
+        external_id,
+        permalink
+    }
+);
+
 same_enum!(types::MessageKind => model::MessageKind { Mention, Comment, Reply, DirectMessage, Post, Email, Review });
 same_enum!(types::Visibility => model::Visibility { Public, Private });
 same_enum!(types::Direction => model::Direction { Inbound, Outbound });
 same_enum!(types::AttachmentKind => model::AttachmentKind { Image, Video, Audio, File, Link });
 same_enum!(types::Feature => model::Feature { Poll, Webhook, Reply, PrivateReply, React, Hide, Unhide });
 same_enum!(types::SettingType => model::SettingType { Text, Integer, Boolean, Url, TextList });
-
-impl From<types::Author> for model::Author {
-    fn from(a: types::Author) -> Self {
-        model::Author {
-            id: a.id,
-            handle: a.handle,
-            display_name: a.display_name,
-            followers: a.followers,
-            verified: a.verified,
-            profile_url: a.profile_url,
-            email: a.email,
-        }
-    }
-}
-
-impl From<model::Author> for types::Author {
-    fn from(a: model::Author) -> Self {
-        types::Author {
-            id: a.id,
-            handle: a.handle,
-            display_name: a.display_name,
-            followers: a.followers,
-            verified: a.verified,
-            profile_url: a.profile_url,
-            email: a.email,
-        }
-    }
-}
-
-impl From<types::Attachment> for model::Attachment {
-    fn from(a: types::Attachment) -> Self {
-        model::Attachment {
-            kind: a.kind.into(),
-            url: a.url,
-            mime_type: a.mime_type,
-            name: a.name,
-            size_bytes: a.size_bytes,
-            alt_text: a.alt_text,
-        }
-    }
-}
-
-impl From<model::Attachment> for types::Attachment {
-    fn from(a: model::Attachment) -> Self {
-        types::Attachment {
-            kind: a.kind.into(),
-            url: a.url,
-            mime_type: a.mime_type,
-            name: a.name,
-            size_bytes: a.size_bytes,
-            alt_text: a.alt_text,
-        }
-    }
-}
 
 impl From<types::Message> for model::Message {
     fn from(m: types::Message) -> Self {
@@ -503,17 +506,6 @@ impl From<types::Message> for model::Message {
                 replies: m.metrics.replies,
             },
             properties: m.properties,
-        }
-    }
-}
-
-impl From<types::Removal> for model::Removal {
-    fn from(r: types::Removal) -> Self {
-        model::Removal {
-            external_id: r.external_id,
-            thread_id: r.thread_id,
-            at: r.at,
-            by: r.by,
         }
     }
 }
@@ -603,15 +595,6 @@ impl From<model::Action> for types::Action {
                 model::ActionKind::Hide => types::ActionKind::Hide,
                 model::ActionKind::Unhide => types::ActionKind::Unhide,
             },
-        }
-    }
-}
-
-impl From<types::ActionResult> for model::ActionResult {
-    fn from(r: types::ActionResult) -> Self {
-        model::ActionResult {
-            external_id: r.external_id,
-            permalink: r.permalink,
         }
     }
 }
