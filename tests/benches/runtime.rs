@@ -88,6 +88,52 @@ fn page_100() -> Vec<u8> {
     serde_json::to_vec(&json!({"data": data, "next": "100", "has_more": true})).unwrap()
 }
 
+/// Host overhead: the no-op plugin, whose `poll` touches no import and
+/// returns an empty batch.
+fn bench_noop(c: &mut Criterion) {
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = runtime(Interruption::Epoch);
+    let plugin = tokio.block_on(rt.load_file(&plugin_path("noop_plugin"))).unwrap();
+    let grants = Grants::new(
+        ConnectorId {
+            brand: "bench".into(),
+            connector: "noop".into(),
+        },
+        BTreeMap::new(),
+        BTreeMap::new(),
+        AllowList::default(),
+        IoLimits::default(),
+        Arc::new(MemoryStateStore::default()),
+    );
+    let mut inst = rt.connector(plugin, grants, CallLimits::default());
+    let mut group = c.benchmark_group("noop");
+    group.bench_function("fresh_instance_plus_poll", |b| {
+        b.iter_custom(|iters| {
+            tokio.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    inst.release();
+                    black_box(inst.poll(None).await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("warm_poll", |b| {
+        b.iter_custom(|iters| {
+            tokio.block_on(async {
+                inst.poll(None).await.unwrap();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(inst.poll(None).await.unwrap());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
 fn bench_calls(c: &mut Criterion) {
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -216,6 +262,6 @@ fn bench_load(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
-    targets = bench_calls, bench_normalise, bench_load
+    targets = bench_noop, bench_calls, bench_normalise, bench_load
 }
 criterion_main!(benches);

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 pub const PACKAGES: &[&str] = &[
     "template-connector",
     "hostile-plugin",
+    "noop-plugin",
     "skewed-plugin",
     "not-a-connector",
 ];
