@@ -91,9 +91,14 @@ fn page_100() -> Vec<u8> {
 /// Host overhead: the no-op plugin, whose `poll` touches no import and
 /// returns an empty batch.
 fn bench_noop(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let rt = runtime(Interruption::Epoch);
-    let plugin = tokio.block_on(rt.load_file(&plugin_path("noop_plugin"))).unwrap();
+    let plugin = tokio
+        .block_on(rt.load_file(&plugin_path("noop_plugin")))
+        .unwrap();
     let grants = Grants::new(
         ConnectorId {
             brand: "bench".into(),

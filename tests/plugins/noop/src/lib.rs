@@ -9,7 +9,8 @@ pub struct Noop;
 
 impl Connector for Noop {
     fn describe() -> PluginInfo {
-        PluginInfo::new("noop", env!("CARGO_PKG_VERSION"), "test", "Does nothing.").feature(Feature::Poll)
+        PluginInfo::new("noop", env!("CARGO_PKG_VERSION"), "test", "Does nothing.")
+            .feature(Feature::Poll)
     }
 
     fn poll(_cursor: Option<String>) -> Result<Batch> {
