@@ -1,0 +1,171 @@
+//! The care queue: where every normalised message lands, exactly once.
+//!
+//! Storage sits behind the [`Storage`] trait so the embedded default
+//! ([`sqlite::SqliteStorage`]) and the PostgreSQL backend that follows pass
+//! one shared test suite ([`suite`]). The contract every backend keeps:
+//!
+//! * a poll's messages, its updates and its next cursor are committed in
+//!   **one transaction** ([`Storage::commit`]): a crash at any point neither
+//!   loses nor duplicates a message;
+//! * messages are deduplicated on (brand, connector, external id);
+//! * messages are grouped into cases per (brand, connector, thread id); a
+//!   new inbound message reopens a pending or closed case; outbound messages
+//!   (the brand's own) never open a case;
+//! * nothing of one brand is visible through a query for another.
+
+pub mod sqlite;
+pub mod suite;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::capabilities::{ConnectorId, StateStore};
+use crate::model::{Message, MessageUpdate, TimestampMs};
+
+#[derive(Debug, Error)]
+pub enum StorageError {
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage schema: {0}")]
+    Schema(String),
+    #[error("storage query failed: {0}")]
+    Query(String),
+}
+
+/// What one poll or webhook delivery hands to the queue.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestBatch<'a> {
+    /// The channel family of the connector's plugin (`twitter`, `feed`, ...).
+    pub channel: &'a str,
+    pub messages: &'a [Message],
+    pub updates: &'a [MessageUpdate],
+    /// Stored with the messages; `None` keeps the stored cursor.
+    pub next_cursor: Option<&'a str>,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CommitOutcome {
+    /// New messages stored.
+    pub inserted: usize,
+    /// Messages already stored (same brand, connector, external id): dropped.
+    pub duplicates: usize,
+    /// Updates applied to stored messages.
+    pub updates_applied: usize,
+    /// Updates about messages the queue never saw (kept as nothing).
+    pub updates_unknown: usize,
+    /// Cases opened by this commit.
+    pub cases_opened: usize,
+}
+
+/// Where a case stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    New,
+    Open,
+    Pending,
+    Escalated,
+    Closed,
+}
+
+impl CaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::New => "new",
+            CaseStatus::Open => "open",
+            CaseStatus::Pending => "pending",
+            CaseStatus::Escalated => "escalated",
+            CaseStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CaseStatus> {
+        Some(match text {
+            "new" => CaseStatus::New,
+            "open" => CaseStatus::Open,
+            "pending" => CaseStatus::Pending,
+            "escalated" => CaseStatus::Escalated,
+            "closed" => CaseStatus::Closed,
+            _ => return None,
+        })
+    }
+}
+
+/// Which cases to list.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Only this brand's cases. `None` lists all brands (operator tools only).
+    pub brand: Option<String>,
+    pub status: Option<CaseStatus>,
+    /// At most this many, newest activity first; 0 means no limit.
+    pub limit: usize,
+}
+
+/// One case as a list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaseSummary {
+    pub id: i64,
+    pub brand: String,
+    pub connector: String,
+    pub channel: String,
+    pub thread_id: String,
+    pub status: CaseStatus,
+    /// Inbound and outbound messages in the case.
+    pub message_count: u64,
+    pub first_message_at: TimestampMs,
+    pub last_message_at: TimestampMs,
+    /// Handle of the author of the case's first message.
+    pub author: String,
+    /// The first message's text (cut to 200 characters).
+    pub preview: String,
+}
+
+/// One stored message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredMessage {
+    pub brand: String,
+    pub connector: String,
+    pub channel: String,
+    /// The case it belongs to; `None` for outbound messages in a thread
+    /// without a case.
+    pub case_id: Option<i64>,
+    pub message: Message,
+    /// When the host stored it (ms since the epoch).
+    pub received_at: TimestampMs,
+    pub edited: bool,
+    pub deleted: bool,
+    pub hidden: bool,
+}
+
+/// Messages and cases per brand and channel, for summaries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChannelCount {
+    pub brand: String,
+    pub connector: String,
+    pub channel: String,
+    pub messages: u64,
+    pub cases: u64,
+}
+
+/// A care-queue backend.
+#[async_trait::async_trait]
+pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores a batch and its cursor in one transaction (see module docs).
+    async fn commit(&self, owner: &ConnectorId, batch: IngestBatch<'_>) -> Result<CommitOutcome, StorageError>;
+
+    /// The committed cursor of a connector; `None` before its first commit.
+    async fn cursor(&self, owner: &ConnectorId) -> Result<Option<String>, StorageError>;
+
+    async fn cases(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>, StorageError>;
+
+    /// A brand's messages, oldest first (all of them when `limit` is 0).
+    async fn messages(&self, brand: &str, limit: usize) -> Result<Vec<StoredMessage>, StorageError>;
+
+    async fn counts(&self) -> Result<Vec<ChannelCount>, StorageError>;
+
+    /// Connector state (`state` capability) kept in the same database.
+    fn state_store(&self) -> Arc<dyn StateStore>;
+}
