@@ -8,5 +8,9 @@
 
 pub mod capabilities;
 pub mod cli;
+pub mod config;
+pub mod demo;
 pub mod model;
+pub mod queue;
 pub mod runtime;
+pub mod service;

@@ -2,6 +2,8 @@
 //! stdout; diagnostics and logs go to stderr.
 
 mod plugin;
+pub mod queue;
+mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,9 +38,57 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the host: poll connectors, take webhooks, fill the care queue.
+    Run {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration, its plugins and their settings.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Look into the care queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Run the demo: simulated channels, two brands, a fresh SQLite queue.
+    Demo {
+        /// The template connector plugin.
+        #[arg(
+            long,
+            env = "WEBCARE_DEMO_PLUGIN",
+            default_value = "target/plugins/wasm32-wasip2/plugin/template_connector.wasm"
+        )]
+        plugin: PathBuf,
+        /// Directory for the demo's config and queue (wiped first).
+        #[arg(long, default_value = "target/webcare-demo")]
+        data_dir: PathBuf,
+        /// Keep serving webhooks, /healthz and /metrics after the summary.
+        #[arg(long)]
+        serve: bool,
+    },
     /// Run and inspect plugins offline, without a configuration file.
     #[command(subcommand)]
-    Plugin(plugin::PluginCommand),
+    Plugin(Box<plugin::PluginCommand>),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List cases, newest activity first.
+    List {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this brand's cases.
+        #[arg(long)]
+        brand: Option<String>,
+        /// Only cases in this state: new, open, pending, escalated, closed.
+        #[arg(long)]
+        status: Option<String>,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where compiled components go when nothing else is said.
@@ -49,13 +99,18 @@ fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("webcare").join("components"))
 }
 
-fn init_logging(filter: Option<&str>) {
+fn init_logging(filter: Option<&str>, command: &Command) {
+    let default = match command {
+        // The host's own warnings repeat what the CLI prints as its error
+        // line; the plugin's log lines are what an integrator wants to see.
+        Command::Plugin(_) => "warn,webcare=error,webcare::guest=info",
+        Command::Run { .. } => "info",
+        Command::Check { .. } | Command::Queue(_) | Command::Demo { .. } => "warn",
+    };
     let filter = filter
         .map(str::to_string)
         .or_else(|| std::env::var("RUST_LOG").ok())
-        // The host's own warnings repeat what the CLI prints as its error
-        // line; the plugin's log lines are what an integrator wants to see.
-        .unwrap_or_else(|| "warn,webcare=error,webcare::guest=info".to_string());
+        .unwrap_or_else(|| default.to_string());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
@@ -79,7 +134,7 @@ fn runtime(cli: &Cli) -> anyhow::Result<Runtime> {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log.as_deref());
+    init_logging(cli.log.as_deref(), &cli.command);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,6 +147,19 @@ pub fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         match &cli.command {
+            Command::Run { config } => service::run(config).await,
+            Command::Check { config } => service::check(config).await,
+            Command::Queue(QueueCommand::List {
+                config,
+                brand,
+                status,
+                json,
+            }) => service::list(config, brand.clone(), status.clone(), *json).await,
+            Command::Demo {
+                plugin,
+                data_dir,
+                serve,
+            } => service::demo(plugin.clone(), data_dir.clone(), *serve).await,
             Command::Plugin(cmd) => plugin::run(&cli, cmd).await,
         }
     });

@@ -7,10 +7,13 @@
 //! * a poll's messages, its updates and its next cursor are committed in
 //!   **one transaction** ([`Storage::commit`]): a crash at any point neither
 //!   loses nor duplicates a message;
-//! * messages are deduplicated on (brand, connector, external id);
+//! * messages are deduplicated on (brand, connector, external id); a message
+//!   with an empty external id cannot be deduplicated, so it is refused and
+//!   the whole commit with it;
 //! * messages are grouped into cases per (brand, connector, thread id); a
 //!   new inbound message reopens a pending or closed case; outbound messages
-//!   (the brand's own) never open a case;
+//!   (the brand's own) join their thread's case but never open or reopen
+//!   one;
 //! * nothing of one brand is visible through a query for another.
 
 pub mod sqlite;
@@ -119,8 +122,19 @@ pub struct CaseSummary {
     pub last_message_at: TimestampMs,
     /// Handle of the author of the case's first message.
     pub author: String,
-    /// The first message's text (cut to 200 characters).
+    /// The first message's text (cut to [`PREVIEW_CHARS`] characters, see
+    /// [`case_preview`]).
     pub preview: String,
+}
+
+/// Longest case preview, in characters (not bytes: a preview never splits a
+/// character).
+pub const PREVIEW_CHARS: usize = 200;
+
+/// The preview a case shows for its first message. Shared by the backends
+/// so that every one of them cuts the same text at the same place.
+pub fn case_preview(text: &str) -> String {
+    text.chars().take(PREVIEW_CHARS).collect()
 }
 
 /// One stored message.
@@ -154,17 +168,37 @@ pub struct ChannelCount {
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// Stores a batch and its cursor in one transaction (see module docs).
-    async fn commit(&self, owner: &ConnectorId, batch: IngestBatch<'_>) -> Result<CommitOutcome, StorageError>;
+    async fn commit(
+        &self,
+        owner: &ConnectorId,
+        batch: IngestBatch<'_>,
+    ) -> Result<CommitOutcome, StorageError>;
 
     /// The committed cursor of a connector; `None` before its first commit.
     async fn cursor(&self, owner: &ConnectorId) -> Result<Option<String>, StorageError>;
 
+    /// Cases matching `filter`, newest `last_message_at` first (ties: newest
+    /// case first).
     async fn cases(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>, StorageError>;
 
-    /// A brand's messages, oldest first (all of them when `limit` is 0).
-    async fn messages(&self, brand: &str, limit: usize) -> Result<Vec<StoredMessage>, StorageError>;
+    /// A brand's messages, oldest first by `created_at`, then in the order
+    /// they were stored (all of them when `limit` is 0).
+    async fn messages(&self, brand: &str, limit: usize)
+    -> Result<Vec<StoredMessage>, StorageError>;
 
+    /// Messages and cases per brand, connector and channel, ordered by
+    /// those three.
     async fn counts(&self) -> Result<Vec<ChannelCount>, StorageError>;
+
+    /// Moves a case of `brand` to `status` (claim, answer, close, ...).
+    /// Returns `false` when `brand` has no case `case_id`: a case id of one
+    /// brand never reaches another brand's case.
+    async fn set_case_status(
+        &self,
+        brand: &str,
+        case_id: i64,
+        status: CaseStatus,
+    ) -> Result<bool, StorageError>;
 
     /// Connector state (`state` capability) kept in the same database.
     fn state_store(&self) -> Arc<dyn StateStore>;

@@ -1,0 +1,122 @@
+//! `webcare run`, `check`, `queue list`, `demo`: the service commands.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::anyhow;
+
+use crate::config::Config;
+use crate::queue::sqlite::SqliteStorage;
+use crate::queue::{CaseFilter, CaseStatus, Storage};
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::service::{RunningService, shutdown_signal, spec_from_config};
+
+fn load(path: &Path) -> anyhow::Result<Config> {
+    crate::config::load(path)
+        .map_err(|errors| anyhow!("{} is not valid:\n{errors}", path.display()))
+}
+
+fn runtime_for(config: &Config) -> anyhow::Result<Runtime> {
+    Ok(Runtime::new(RuntimeConfig {
+        cache_dir: Some(config.host.component_cache.clone()),
+        ..RuntimeConfig::default()
+    })?)
+}
+
+fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
+    Ok(Arc::new(SqliteStorage::open(config.storage_path())?))
+}
+
+/// `webcare check --config F`
+pub async fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = load(path)?;
+    let runtime = runtime_for(&config)?;
+    crate::config::check(&config, &runtime)
+        .await
+        .map_err(|errors| anyhow!("{} is not valid:\n{errors}", path.display()))?;
+    let connectors: usize = config.brands.iter().map(|b| b.connectors.len()).sum();
+    println!(
+        "{}: ok ({} brands, {connectors} connectors)",
+        path.display(),
+        config.brands.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `webcare run --config F`: runs until SIGINT/SIGTERM.
+pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = load(path)?;
+    let runtime = runtime_for(&config)?;
+    crate::config::check(&config, &runtime)
+        .await
+        .map_err(|errors| anyhow!("{} is not valid:\n{errors}", path.display()))?;
+    let spec = spec_from_config(&config)?;
+    let storage = open_storage(&config)?;
+    let service = RunningService::start(&spec, &runtime, storage).await?;
+    eprintln!("webcare listening on http://{}", service.addr);
+    shutdown_signal().await;
+    eprintln!("stopping: finishing in-flight calls");
+    if service.stop().await {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("some calls did not finish within the shutdown grace period");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `webcare queue list`
+pub async fn list(
+    path: &Path,
+    brand: Option<String>,
+    status: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = load(path)?;
+    if let Some(b) = &brand
+        && !config.brands.iter().any(|x| &x.id == b)
+    {
+        return Err(anyhow!(
+            "--brand {b:?}: no such brand in {}",
+            path.display()
+        ));
+    }
+    let status = status
+        .map(|s| {
+            CaseStatus::parse(&s).ok_or_else(|| {
+                anyhow!("--status {s:?}: use new, open, pending, escalated or closed")
+            })
+        })
+        .transpose()?;
+    let storage = open_storage(&config)?;
+    let cases = storage
+        .cases(&CaseFilter {
+            brand,
+            status,
+            limit: 0,
+        })
+        .await?;
+    if json {
+        use std::io::Write;
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        for case in &cases {
+            serde_json::to_writer(&mut out, case)?;
+            out.write_all(b"\n")?;
+        }
+    } else {
+        super::queue::print_cases(&cases);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `webcare demo`
+pub async fn demo(plugin: PathBuf, data_dir: PathBuf, serve: bool) -> anyhow::Result<ExitCode> {
+    crate::demo::run(crate::demo::DemoOptions {
+        plugin,
+        data_dir,
+        serve,
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,204 @@
+//! The operator's config file: which brands the host serves and, per brand,
+//! which connectors run with which plugin, settings, secrets, network
+//! allow-list and limits.
+//!
+//! ```toml
+//! [host]
+//! data_dir = "./data"              # default ./webcare-data (next to this file)
+//! listen = "127.0.0.1:8080"
+//!
+//! [[brand]]
+//! id = "acme"
+//! name = "ACME Corp"
+//! time_zone = "Europe/Amsterdam"
+//! working_hours = "mon-fri 09:00-17:00"
+//! first_response_target = "1h"
+//!
+//! [[brand.connector]]
+//! id = "feed"
+//! plugin = "plugins/template_connector.wasm"
+//! poll_interval = "60s"
+//! allow_hosts = ["api.example.com"]
+//! [brand.connector.settings]
+//! base_url = "https://api.example.com"
+//! [brand.connector.secrets]
+//! api_token = { env = "ACME_FEED_TOKEN" }
+//! ```
+//! `examples/single-brand.toml` and `examples/agency.toml` explain every key.
+//!
+//! Checking happens in two steps. [`load`] checks everything that needs no
+//! plugin code: syntax, keys, types, ids, durations, allow-lists, time zones,
+//! working hours, that secrets resolve and plugin files exist. [`check`] then
+//! loads each plugin and checks its connectors' settings and secrets against
+//! the schema the plugin declares. Both report every problem they find, each
+//! with the file, line and key, so one run of `webcare check` lists all of
+//! them.
+
+mod check;
+mod error;
+mod raw;
+mod secrets;
+mod validate;
+mod working_hours;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::capabilities::{AllowList, ConnectorId, Grants, IoLimits, Secret, StateStore};
+use crate::runtime::CallLimits;
+
+pub use check::check;
+pub use error::{ConfigError, ConfigErrors};
+pub use secrets::{SecretError, SecretRef};
+pub use working_hours::WorkingHours;
+
+/// A config file that passed [`load`]: defaults applied, paths absolute.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file, as given to [`load`]; errors of [`check`] name it.
+    pub path: PathBuf,
+    pub host: HostConfig,
+    pub storage: StorageConfig,
+    pub brands: Vec<BrandConfig>,
+}
+
+/// `[host]`: where the host keeps its data and listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    /// Queue database, component cache and other state; created on start.
+    pub data_dir: PathBuf,
+    /// Address of the HTTP server (webhooks, health, metrics).
+    pub listen: SocketAddr,
+    /// Precompiled plugins, so a restart does not compile them again.
+    pub component_cache: PathBuf,
+    /// Time in-flight calls get to finish after SIGINT/SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+/// `[storage]`: where the care queue lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// An SQLite file (the embedded default).
+    Sqlite { path: PathBuf },
+}
+
+/// One `[[brand]]`: a client whose channels the host watches.
+#[derive(Debug, Clone)]
+pub struct BrandConfig {
+    pub id: String,
+    /// Display name; the id when not given.
+    pub name: String,
+    /// The zone working hours are read in.
+    pub time_zone: jiff::tz::TimeZone,
+    pub working_hours: WorkingHours,
+    /// How soon a new case should get its first answer.
+    pub first_response_target: Duration,
+    pub connectors: Vec<ConnectorConfig>,
+}
+
+impl BrandConfig {
+    /// Is the brand's care team at work at `at`?
+    pub fn is_working_time(&self, at: jiff::Timestamp) -> bool {
+        self.working_hours
+            .is_open(at.to_zoned_datetime(self.time_zone.clone()).datetime())
+    }
+}
+
+/// One `[[brand.connector]]`: a plugin run for a brand with its own
+/// settings, credentials, allow-list and limits.
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    pub id: String,
+    /// Absolute path of the plugin's `.wasm` file.
+    pub plugin: PathBuf,
+    /// A disabled connector is not run and its plugin and secrets need not
+    /// exist yet; its keys are still checked.
+    pub enabled: bool,
+    pub poll_interval: Duration,
+    pub allow_hosts: AllowList,
+    pub limits: CallLimits,
+    /// Settings as the plugin receives them (TOML integers and booleans as
+    /// text), before the plugin's defaults are applied.
+    pub settings: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, SecretRef>,
+    /// Line of the connector's `[[brand.connector]]` header.
+    pub line: usize,
+    /// Lines of its `plugin`, `settings.<name>` and `secrets.<name>` keys, so
+    /// that problems [`check`] finds point at the key.
+    pub key_lines: BTreeMap<String, usize>,
+}
+
+/// A secret of a connector that did not resolve when it was needed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("secret {name}: {error}")]
+pub struct UnresolvedSecret {
+    pub name: String,
+    pub error: SecretError,
+}
+
+impl ConnectorConfig {
+    /// Reads the secrets' values (from the environment and files, now: a
+    /// rotated credential is picked up on the connector's next start).
+    pub fn resolve_secrets(&self) -> Result<BTreeMap<String, Secret>, UnresolvedSecret> {
+        self.secrets
+            .iter()
+            .map(|(name, reference)| {
+                reference
+                    .resolve()
+                    .map(|secret| (name.clone(), secret))
+                    .map_err(|error| UnresolvedSecret {
+                        name: name.clone(),
+                        error,
+                    })
+            })
+            .collect()
+    }
+
+    /// Everything this connector of `brand` is granted, with its secrets
+    /// resolved and state kept in `state`.
+    pub fn grants(
+        &self,
+        brand: &str,
+        state: Arc<dyn StateStore>,
+    ) -> Result<Grants, UnresolvedSecret> {
+        Ok(Grants::new(
+            ConnectorId {
+                brand: brand.to_string(),
+                connector: self.id.clone(),
+            },
+            self.settings.clone(),
+            self.resolve_secrets()?,
+            self.allow_hosts.clone(),
+            IoLimits::default(),
+            state,
+        ))
+    }
+}
+
+impl Config {
+    /// The queue's SQLite file.
+    pub fn storage_path(&self) -> &Path {
+        match &self.storage {
+            StorageConfig::Sqlite { path } => path,
+        }
+    }
+
+    /// Every connector with its brand, in file order.
+    pub fn connectors(&self) -> impl Iterator<Item = (&BrandConfig, &ConnectorConfig)> {
+        self.brands
+            .iter()
+            .flat_map(|brand| brand.connectors.iter().map(move |c| (brand, c)))
+    }
+}
+
+/// Reads and checks a config file (everything short of running plugins;
+/// see [`check`]). Relative paths in it are relative to its directory.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    validate::load(path, &|name| std::env::var(name))
+}

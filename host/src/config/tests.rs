@@ -1,0 +1,525 @@
+use std::env::VarError;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+/// The environment the tests' configs see: only `ACME_TOKEN` is set.
+fn env(name: &str) -> Result<String, VarError> {
+    match name {
+        "ACME_TOKEN" => Ok("env-token".into()),
+        _ => Err(VarError::NotPresent),
+    }
+}
+
+/// A directory with a config file, a plugin file and a secret file.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+        std::fs::write(dir.path().join("plugins/feed.wasm"), b"\0asm").unwrap();
+        std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+        std::fs::write(dir.path().join("secrets/token"), "file-token\n").unwrap();
+        Fixture { dir }
+    }
+
+    fn load(&self, toml: &str) -> Result<Config, ConfigErrors> {
+        let path = self.dir.path().join("webcare.toml");
+        std::fs::write(&path, toml).unwrap();
+        validate::load(&path, &env)
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+}
+
+const BRAND: &str = r#"
+[[brand]]
+id = "acme"
+name = "ACME Corp"
+time_zone = "Europe/Amsterdam"
+working_hours = "mon-fri 08:00-18:00, sat 10:00-14:00"
+first_response_target = "30m"
+"#;
+
+const CONNECTOR: &str = r#"
+[[brand.connector]]
+id = "feed"
+plugin = "plugins/feed.wasm"
+allow_hosts = ["api.example.com", "http://127.0.0.1:8080"]
+"#;
+
+#[test]
+fn a_good_config_loads_with_defaults_and_resolved_paths() {
+    let fx = Fixture::new();
+    let toml = format!(
+        r#"[host]
+data_dir = "./data"
+
+[storage]
+kind = "sqlite"
+path = "queue.db"
+{BRAND}{CONNECTOR}poll_interval = "2m"
+
+[brand.connector.limits]
+memory_mib = 32
+cpu_ms = 500
+
+[brand.connector.settings]
+base_url = "https://api.example.com"
+page_size = 25
+verbose = true
+
+[brand.connector.secrets]
+api_token = {{ env = "ACME_TOKEN" }}
+webhook_token = {{ file = "secrets/token" }}
+
+[[brand]]
+id = "globex"
+{CONNECTOR}enabled = false
+"#
+    );
+    let config = fx.load(&toml).unwrap_or_else(|e| panic!("{e}"));
+    let root = std::path::absolute(fx.dir.path()).unwrap();
+
+    assert_eq!(config.host.data_dir, root.join("data"));
+    assert_eq!(config.host.component_cache, root.join("data/components"));
+    assert_eq!(config.host.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(config.host.shutdown_grace, Duration::from_secs(10));
+    assert_eq!(config.storage_path(), root.join("data/queue.db"));
+
+    let acme = &config.brands[0];
+    assert_eq!(acme.name, "ACME Corp");
+    assert_eq!(acme.time_zone.iana_name(), Some("Europe/Amsterdam"));
+    assert_eq!(acme.first_response_target, Duration::from_secs(1800));
+    // Monday 2024-05-06, 07:30 UTC is 09:30 in Amsterdam.
+    assert!(acme.is_working_time("2024-05-06T07:30:00Z".parse().unwrap()));
+    assert!(!acme.is_working_time("2024-05-06T05:30:00Z".parse().unwrap()));
+
+    let feed = &acme.connectors[0];
+    assert_eq!(feed.plugin, root.join("plugins/feed.wasm"));
+    assert!(feed.enabled);
+    assert_eq!(feed.poll_interval, Duration::from_secs(120));
+    assert_eq!(
+        feed.allow_hosts.entries().collect::<Vec<_>>(),
+        ["api.example.com", "http://127.0.0.1:8080"]
+    );
+    assert_eq!(feed.limits.memory_bytes, 32 * 1024 * 1024);
+    assert_eq!(feed.limits.cpu_budget, Duration::from_millis(500));
+    assert_eq!(feed.limits.call_timeout, CallLimits::default().call_timeout);
+    assert_eq!(feed.settings["page_size"], "25");
+    assert_eq!(feed.settings["verbose"], "true");
+    assert_eq!(
+        feed.secrets["webhook_token"],
+        SecretRef::File(root.join("secrets/token"))
+    );
+    assert_eq!(feed.line, line_of(&toml, "[[brand.connector]]"));
+    assert_eq!(
+        feed.key_lines["settings.page_size"],
+        line_of(&toml, "page_size")
+    );
+    let token = feed.secrets["webhook_token"].resolve().unwrap();
+    assert_eq!(token.expose(), "file-token");
+
+    // Defaults of a brand and a disabled connector; the same connector id
+    // in another brand is fine.
+    let globex = &config.brands[1];
+    assert_eq!(globex.name, "globex");
+    assert_eq!(globex.time_zone.iana_name(), Some("UTC"));
+    assert_eq!(globex.working_hours, WorkingHours::always());
+    assert_eq!(globex.first_response_target, Duration::from_secs(3600));
+    assert!(!globex.connectors[0].enabled);
+    assert_eq!(globex.connectors[0].poll_interval, Duration::from_secs(60));
+    assert_eq!(config.connectors().count(), 2);
+}
+
+#[test]
+fn defaults_without_host_and_storage_tables() {
+    let fx = Fixture::new();
+    let config = fx.load("").unwrap();
+    let root = std::path::absolute(fx.dir.path()).unwrap();
+    assert_eq!(config.host.data_dir, root.join("webcare-data"));
+    assert_eq!(config.storage_path(), root.join("webcare-data/webcare.db"));
+    assert!(config.brands.is_empty());
+}
+
+#[test]
+fn grants_carry_identity_settings_and_resolved_secrets() {
+    let fx = Fixture::new();
+    let toml = format!(
+        "{BRAND}{CONNECTOR}[brand.connector.secrets]\napi_token = {{ file = \"secrets/token\" }}\n"
+    );
+    let config = fx.load(&toml).unwrap();
+    let (brand, connector) = config.connectors().next().unwrap();
+    let grants = connector
+        .grants(
+            &brand.id,
+            std::sync::Arc::new(crate::capabilities::MemoryStateStore::default()),
+        )
+        .unwrap();
+    assert_eq!(grants.id.to_string(), "acme/feed");
+    assert_eq!(grants.secrets["api_token"].expose(), "file-token");
+    assert!(
+        grants
+            .allow_list
+            .allows_url(&"https://api.example.com/x".parse().unwrap())
+    );
+
+    std::fs::remove_file(fx.path("secrets/token")).unwrap();
+    let err = connector.resolve_secrets().unwrap_err();
+    assert_eq!(err.name, "api_token");
+    assert!(err.to_string().contains("cannot read secret file"), "{err}");
+}
+
+/// 1-based line of the first occurrence of `marker` in `text`.
+fn line_of(text: &str, marker: &str) -> usize {
+    let at = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("marker {marker:?} not in the config"));
+    text[..at].matches('\n').count() + 1
+}
+
+#[test]
+fn each_broken_config_names_its_key_and_line() {
+    let acme_feed = r#"brand "acme" connector "feed": "#;
+    // (what, config, key named, a marker on the line named, part of the message)
+    let cases: Vec<(&str, String, String, &str, &str)> = vec![
+        (
+            "unknown top-level key",
+            format!("hots = 1\n{BRAND}"),
+            "hots".into(),
+            "hots",
+            "allowed here: host, storage, brand",
+        ),
+        (
+            "unknown connector key",
+            format!("{BRAND}{CONNECTOR}pol_interval = \"60s\"\n"),
+            format!("{acme_feed}pol_interval"),
+            "pol_interval",
+            "did you mean `poll_interval`?",
+        ),
+        (
+            "unknown key in a sub-table",
+            format!("{BRAND}{CONNECTOR}[brand.connector.limits]\ncpu = 5\n"),
+            format!("{acme_feed}limits.cpu"),
+            "cpu =",
+            "did you mean `cpu_ms`?",
+        ),
+        (
+            "wrong type",
+            format!("{BRAND}{CONNECTOR}enabled = \"yes\"\n"),
+            format!("{acme_feed}enabled"),
+            "\"yes\"",
+            "expected true or false",
+        ),
+        (
+            "duplicate brand id",
+            format!("{BRAND}\n[[brand]]\nid = \"acme\" # again\n"),
+            "brand[1].id".into(),
+            "# again",
+            "duplicate id \"acme\" (also used at line 3)",
+        ),
+        (
+            "duplicate connector id within a brand",
+            format!(
+                "{BRAND}{CONNECTOR}{}",
+                CONNECTOR.replace("\"feed\"", "\"feed\" # again")
+            ),
+            "brand \"acme\" connector[1].id".into(),
+            "# again",
+            "give each connector of a brand its own id",
+        ),
+        (
+            "bad id characters",
+            BRAND.replace("\"acme\"", "\"ACME Corp\""),
+            "brand[0].id".into(),
+            "ACME Corp\"\n",
+            "is not a valid id",
+        ),
+        (
+            "missing connector id",
+            format!("{BRAND}\n[[brand.connector]]\nplugin = \"plugins/feed.wasm\"\n"),
+            "brand \"acme\" connector[0].id".into(),
+            "[[brand.connector]]",
+            "missing; add e.g. id = \"feed\"",
+        ),
+        (
+            "bad duration",
+            format!("{BRAND}{CONNECTOR}poll_interval = \"5x\"\n"),
+            format!("{acme_feed}poll_interval"),
+            "\"5x\"",
+            "\"5x\" is not a duration (use e.g. 30s, 5m)",
+        ),
+        (
+            "poll interval below 1s",
+            format!("{BRAND}{CONNECTOR}poll_interval = \"500ms\"\n"),
+            format!("{acme_feed}poll_interval"),
+            "500ms",
+            "below the minimum of 1s",
+        ),
+        (
+            "bad allow-list entry",
+            format!("{BRAND}{CONNECTOR}").replace(
+                "[\"api.example.com\", ",
+                "[\"api.example.com\",\n  \"ftp://files.example.com\", ",
+            ),
+            format!("{acme_feed}allow_hosts[1]"),
+            "ftp://",
+            "unknown scheme",
+        ),
+        (
+            "zero limit",
+            format!("{BRAND}{CONNECTOR}[brand.connector.limits]\ntimeout_ms = 0\n"),
+            format!("{acme_feed}limits.timeout_ms"),
+            "timeout_ms",
+            "must be at least 1",
+        ),
+        (
+            "bad time zone",
+            BRAND.replace("Europe/Amsterdam", "Europe/Amsterdm"),
+            "brand \"acme\": time_zone".into(),
+            "Amsterdm",
+            "is not a time zone of the IANA database",
+        ),
+        (
+            "bad working hours",
+            BRAND.replace("sat 10:00", "sa 10:00"),
+            "brand \"acme\": working_hours".into(),
+            "working_hours",
+            "\"sa\" is not a day",
+        ),
+        (
+            "float setting",
+            format!("{BRAND}{CONNECTOR}[brand.connector.settings]\nratio = 0.5\n"),
+            format!("{acme_feed}settings.ratio"),
+            "ratio",
+            "not floats; quote the value",
+        ),
+        (
+            "inline secret",
+            format!("{BRAND}{CONNECTOR}[brand.connector.secrets]\napi_token = \"hunter2\"\n"),
+            format!("{acme_feed}secrets.api_token"),
+            "hunter2",
+            "put the value in an environment variable or a file",
+        ),
+        (
+            "secret with both env and file",
+            format!(
+                "{BRAND}{CONNECTOR}[brand.connector.secrets]\n\
+                 api_token = {{ env = \"ACME_TOKEN\", file = \"secrets/token\" }}\n"
+            ),
+            format!("{acme_feed}secrets.api_token"),
+            "api_token",
+            "give exactly one of env or file",
+        ),
+        (
+            "secret env var unset",
+            format!(
+                "{BRAND}{CONNECTOR}[brand.connector.secrets]\napi_token = {{ env = \"ACME_UNSET\" }}\n"
+            ),
+            format!("{acme_feed}secrets.api_token"),
+            "ACME_UNSET",
+            "environment variable ACME_UNSET is not set; export it",
+        ),
+        (
+            "secret file missing",
+            format!(
+                "{BRAND}{CONNECTOR}[brand.connector.secrets]\napi_token = {{ file = \"secrets/nope\" }}\n"
+            ),
+            format!("{acme_feed}secrets.api_token"),
+            "secrets/nope",
+            "cannot read secret file",
+        ),
+        (
+            "missing plugin file",
+            format!("{BRAND}{CONNECTOR}").replace("plugins/feed.wasm", "plugins/gone.wasm"),
+            format!("{acme_feed}plugin"),
+            "gone.wasm",
+            "gone.wasm does not exist; build the plugin or fix the path",
+        ),
+        (
+            "bad listen address",
+            "[host]\nlisten = \"localhost:8080\"\n".into(),
+            "host.listen".into(),
+            "localhost",
+            "is not an address",
+        ),
+        (
+            "storage kind postgres",
+            "[storage]\nkind = \"postgres\"\n".into(),
+            "storage.kind".into(),
+            "postgres",
+            "PostgreSQL storage is not available yet",
+        ),
+        (
+            "TOML syntax error",
+            format!("{BRAND}[[brand.connector]\nid = \"feed\"\n"),
+            String::new(),
+            "[[brand.connector]",
+            "invalid TOML",
+        ),
+    ];
+    let fx = Fixture::new();
+    for (what, toml, key, marker, says) in cases {
+        let errors = match fx.load(&toml) {
+            Ok(_) => panic!("{what}: loaded\n{toml}"),
+            Err(errors) => errors,
+        };
+        let first = errors.iter().next().unwrap();
+        assert_eq!(
+            errors.0.len(),
+            1,
+            "{what}: expected one error, got\n{errors}"
+        );
+        assert_eq!(first.key, key, "{what}: {first}");
+        assert_eq!(first.line, Some(line_of(&toml, marker)), "{what}: {first}");
+        assert!(first.message.contains(says), "{what}: {first}");
+        assert!(!first.to_string().contains("hunter2"), "{what}: {first}");
+        assert!(
+            first
+                .to_string()
+                .starts_with(&fx.path("webcare.toml").display().to_string()),
+            "{what}: {first}"
+        );
+    }
+}
+
+#[test]
+fn all_problems_are_reported_at_once_in_file_order() {
+    let fx = Fixture::new();
+    let toml = format!(
+        "[host]\nlisten = \"nowhere\"\ncolour = \"blue\"\n\
+         {BRAND}{CONNECTOR}pol_interval = \"1m\"\nenabled = 3\n\
+         [[brand]]\nid = \"b2\"\ntime_zone = \"Mars/Olympus\"\n\
+         {CONNECTOR}poll_interval = \"soon\"\nextra = 1\n"
+    );
+    let errors = fx.load(&toml).unwrap_err();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "host.listen",
+            "host.colour",
+            "brand \"acme\" connector \"feed\": pol_interval",
+            "brand \"acme\" connector \"feed\": enabled",
+            "brand \"b2\": time_zone",
+            "brand \"b2\" connector \"feed\": poll_interval",
+            "brand \"b2\" connector \"feed\": extra",
+        ],
+        "{errors}"
+    );
+    assert_eq!(errors.to_string().lines().count(), 7);
+}
+
+#[test]
+fn a_disabled_connector_needs_no_plugin_or_secrets_yet() {
+    let fx = Fixture::new();
+    let toml = format!(
+        "{BRAND}{CONNECTOR}enabled = false\n[brand.connector.secrets]\napi_token = {{ env = \"ACME_UNSET\" }}\n"
+    )
+    .replace("plugins/feed.wasm", "plugins/later.wasm");
+    let config = fx.load(&toml).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!config.brands[0].connectors[0].enabled);
+}
+
+#[test]
+fn an_unreadable_file_says_so() {
+    let errors = load(Path::new("/nonexistent/webcare.toml")).unwrap_err();
+    assert_eq!(errors.0.len(), 1);
+    assert!(
+        errors
+            .to_string()
+            .starts_with("/nonexistent/webcare.toml: cannot read the config file"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn plugin_schema_problems_are_named_as_settings_or_secrets() {
+    use crate::model::{Feature, PluginInfo, SettingSpec, SettingType};
+    let fx = Fixture::new();
+    let toml = format!(
+        "{BRAND}{CONNECTOR}[brand.connector.settings]\napi_token = \"x\"\n\
+         [brand.connector.secrets]\ncolour = {{ env = \"ACME_TOKEN\" }}\n"
+    );
+    let config = fx.load(&toml).unwrap();
+    let connector = &config.brands[0].connectors[0];
+    let spec = |name: &str, secret| SettingSpec {
+        name: name.into(),
+        description: String::new(),
+        setting_type: SettingType::Text,
+        required: true,
+        default_value: None,
+        secret,
+    };
+    let info = PluginInfo {
+        name: "feed".into(),
+        version: "1.0.0".into(),
+        channel: "feed".into(),
+        description: String::new(),
+        features: vec![Feature::Poll],
+        settings: vec![spec("api_token", true), spec("base_url", false)],
+    };
+    let keys = |connector: &ConnectorConfig| {
+        check::schema_problems(&info, connector)
+            .into_iter()
+            .map(|(key, problem)| format!("{key}: {problem}"))
+            .collect::<Vec<_>>()
+    };
+    // Each problem is keyed where the operator wrote the key, else where
+    // the plugin wants it.
+    let problems = keys(connector);
+    for expected in [
+        "settings.api_token: is a secret",
+        "secrets.api_token: required secret is missing",
+        "secrets.colour: unknown secret",
+        "settings.base_url: required setting is missing",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(expected)),
+            "{expected} not in {problems:#?}"
+        );
+    }
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+
+    let toml = format!(
+        "{BRAND}{CONNECTOR}[brand.connector.secrets]\n\
+         api_token = {{ env = \"ACME_TOKEN\" }}\nbase_url = {{ env = \"ACME_TOKEN\" }}\n"
+    );
+    let config = fx.load(&toml).unwrap();
+    assert_eq!(
+        keys(&config.brands[0].connectors[0]),
+        [
+            "secrets.base_url: is a setting, not a secret: give it under `settings`",
+            "settings.base_url: required setting is missing ()",
+        ]
+    );
+}
+
+/// The shipped examples load once the secrets they reference exist (the
+/// files are in `examples/secrets/`; every environment variable is set
+/// here). Their plugin is only there after a plugin build, so a missing
+/// plugin file is the one problem tolerated.
+#[test]
+fn the_examples_load() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for name in ["single-brand.toml", "agency.toml"] {
+        let path = examples.join(name);
+        match validate::load(&path, &|_| Ok("dummy".to_string())) {
+            Ok(config) => assert!(!config.brands.is_empty()),
+            Err(errors) => {
+                for e in &errors {
+                    assert!(
+                        e.key.ends_with(": plugin") && e.message.contains("does not exist"),
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,724 @@
+//! From the file as written ([`super::raw`]) to a [`Config`]: required keys,
+//! defaults, and a check of every value. Problems are collected, not
+//! returned at the first, and each names its line and key.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::DeTable;
+
+use super::error::Lines;
+use super::raw::{self, RawBrand, RawConfig, RawConnector, RawHost, RawLimits, RawStorage, Seg};
+use super::secrets::EnvLookup;
+use super::{
+    BrandConfig, Config, ConfigError, ConfigErrors, ConnectorConfig, HostConfig, SecretRef,
+    StorageConfig, WorkingHours,
+};
+use crate::capabilities::AllowList;
+use crate::runtime::CallLimits;
+
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
+/// Channels rate-limit; polling faster than this only burns quota.
+const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+const DEFAULT_FIRST_RESPONSE_TARGET: Duration = Duration::from_secs(3600);
+const ID_RULE: &str =
+    "use 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter or digit";
+
+/// [`super::load`] with the environment given (tests pass a table).
+pub(super) fn load(path: &Path, env: &EnvLookup) -> Result<Config, ConfigErrors> {
+    let whole_file = |message: String| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message,
+        }])
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        whole_file(format!(
+            "cannot read the config file: {e}; check the path given with --config"
+        ))
+    })?;
+    let dir = std::path::absolute(path)
+        .map_err(|e| whole_file(format!("cannot resolve the config file's path: {e}")))?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let lines = Lines::new(&text);
+    let (doc, syntax_errors) = DeTable::parse_recoverable(&text);
+    if !syntax_errors.is_empty() {
+        return Err(ConfigErrors::sorted(
+            syntax_errors
+                .iter()
+                .map(|e| ConfigError {
+                    file: path.to_path_buf(),
+                    line: e.span().map(|span| lines.line(span.start)),
+                    key: String::new(),
+                    message: format!("invalid TOML: {}", e.message()),
+                })
+                .collect(),
+        ));
+    }
+    let (raw, schema_errors) = raw::deserialize(doc);
+    let mut v = Validator {
+        file: path,
+        dir,
+        lines,
+        names: Names::new(raw.as_ref()),
+        env,
+        errors: Vec::new(),
+    };
+    for e in schema_errors {
+        let key = v.names.key(&e.path);
+        v.error(key, e.span, e.message);
+    }
+    let config = raw.map(|raw| v.config(raw));
+    match config {
+        Some(config) if v.errors.is_empty() => Ok(config),
+        _ => Err(ConfigErrors::sorted(v.errors)),
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'_')
+}
+
+/// How keys are named in messages: by id where the id is valid and unique
+/// (`brand "acme" connector "feed": poll_interval`), by position otherwise
+/// (`brand[1].connector[0].poll_interval`).
+struct Names {
+    /// Per brand: its id and its connectors' ids, where valid.
+    brands: Vec<(Option<String>, Vec<Option<String>>)>,
+}
+
+impl Names {
+    fn new(raw: Option<&RawConfig>) -> Self {
+        let id = |id: &Option<Spanned<String>>| {
+            id.as_ref()
+                .map(|id| id.get_ref().clone())
+                .filter(|id| valid_id(id))
+        };
+        let brands: Vec<_> = raw
+            .map(|raw| {
+                raw.brand
+                    .iter()
+                    .map(|b| {
+                        let b = b.get_ref();
+                        let connectors: Vec<_> =
+                            b.connector.iter().map(|c| id(&c.get_ref().id)).collect();
+                        (id(&b.id), only_unique(connectors))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ids = only_unique(brands.iter().map(|(id, _)| id.clone()).collect());
+        let brands = ids
+            .into_iter()
+            .zip(brands)
+            .map(|(id, (_, connectors))| (id, connectors))
+            .collect();
+        Names { brands }
+    }
+
+    fn brand(&self, b: usize) -> String {
+        match self.brands.get(b).and_then(|(id, _)| id.as_ref()) {
+            Some(id) => format!("brand {id:?}"),
+            None => format!("brand[{b}]"),
+        }
+    }
+
+    fn connector(&self, b: usize, c: usize) -> String {
+        match self
+            .brands
+            .get(b)
+            .and_then(|(_, connectors)| connectors.get(c)?.as_ref())
+        {
+            Some(id) => format!("{} connector {id:?}", self.brand(b)),
+            None => self.connector_at(b, c),
+        }
+    }
+
+    /// By position even when the id is known: for duplicate ids.
+    fn connector_at(&self, b: usize, c: usize) -> String {
+        let brand = self.brand(b);
+        if brand.ends_with('"') {
+            format!("{brand} connector[{c}]")
+        } else {
+            format!("{brand}.connector[{c}]")
+        }
+    }
+
+    fn key(&self, path: &[Seg]) -> String {
+        match path {
+            [
+                Seg::Key(brand),
+                Seg::Index(b),
+                Seg::Key(connector),
+                Seg::Index(c),
+                rest @ ..,
+            ] if brand == "brand" && connector == "connector" => {
+                join(self.connector(*b, *c), &dotted(rest))
+            }
+            [Seg::Key(brand), Seg::Index(b), rest @ ..] if brand == "brand" => {
+                join(self.brand(*b), &dotted(rest))
+            }
+            _ => dotted(path),
+        }
+    }
+}
+
+/// Forgets ids that occur more than once: such entries are named by
+/// position, so that each name points at one entry.
+fn only_unique(ids: Vec<Option<String>>) -> Vec<Option<String>> {
+    ids.iter()
+        .map(|id| {
+            id.clone()
+                .filter(|id| ids.iter().flatten().filter(|x| *x == id).count() == 1)
+        })
+        .collect()
+}
+
+/// `brand "acme"` + `time_zone` → `brand "acme": time_zone`;
+/// `brand[1]` + `time_zone` → `brand[1].time_zone`.
+fn join(scope: String, rest: &str) -> String {
+    if rest.is_empty() {
+        scope
+    } else if scope.ends_with('"') {
+        format!("{scope}: {rest}")
+    } else {
+        format!("{scope}.{rest}")
+    }
+}
+
+fn dotted(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(key) if out.is_empty() => out.push_str(key),
+            Seg::Key(key) => {
+                out.push('.');
+                out.push_str(key);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    /// Absolute directory of the config file: relative paths start here.
+    dir: PathBuf,
+    lines: Lines,
+    names: Names,
+    env: &'a EnvLookup,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    /// Records a problem; only the first one of each key, since a later
+    /// one (a key reported missing after its wrong-typed value was
+    /// dropped) would only repeat it.
+    fn error(&mut self, key: String, span: Option<Range<usize>>, message: impl Into<String>) {
+        if self.errors.iter().any(|e| e.key == key) {
+            return;
+        }
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line: span.map(|span| self.lines.line(span.start)),
+            key,
+            message: message.into(),
+        });
+    }
+
+    fn config(&mut self, raw: RawConfig) -> Config {
+        let host = self.host(raw.host.unwrap_or_default());
+        let storage = self.storage(raw.storage, &host.data_dir);
+        let mut brands = Vec::new();
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        for (b, brand) in raw.brand.into_iter().enumerate() {
+            let span = brand.span();
+            let id = brand.get_ref().id.clone();
+            let brand = self.brand(b, span, brand.into_inner());
+            self.unique(
+                &mut ids,
+                id.as_ref(),
+                format!("brand[{b}].id"),
+                "each brand its own id",
+            );
+            brands.push(brand);
+        }
+        Config {
+            path: self.file.to_path_buf(),
+            host,
+            storage,
+            brands,
+        }
+    }
+
+    /// Reports `id` when an earlier entry in `seen` has it; remembers it
+    /// otherwise. `key` names the entry by position, as its id is ambiguous.
+    fn unique(
+        &mut self,
+        seen: &mut HashMap<String, usize>,
+        id: Option<&Spanned<String>>,
+        key: String,
+        advice: &str,
+    ) {
+        let Some(id) = id else {
+            return;
+        };
+        match seen.get(id.get_ref()) {
+            Some(first) => {
+                let line = self.lines.line(*first);
+                self.error(
+                    key,
+                    Some(id.span()),
+                    format!(
+                        "duplicate id {:?} (also used at line {line}); give {advice}",
+                        id.get_ref()
+                    ),
+                );
+            }
+            None => {
+                seen.insert(id.get_ref().clone(), id.span().start);
+            }
+        }
+    }
+
+    /// `value` as a path relative to `base`, made absolute.
+    fn path(&mut self, key: String, value: &Spanned<String>, base: &Path) -> PathBuf {
+        if value.get_ref().is_empty() {
+            self.error(
+                key,
+                Some(value.span()),
+                "empty path; give a file or directory",
+            );
+        }
+        let joined = base.join(value.get_ref());
+        std::path::absolute(&joined).unwrap_or(joined)
+    }
+
+    fn duration(&mut self, key: String, value: &Spanned<String>) -> Option<Duration> {
+        humantime::parse_duration(value.get_ref())
+            .map_err(|_| {
+                self.error(
+                    key,
+                    Some(value.span()),
+                    format!("{:?} is not a duration (use e.g. 30s, 5m)", value.get_ref()),
+                )
+            })
+            .ok()
+    }
+
+    fn host(&mut self, raw: RawHost) -> HostConfig {
+        let dir = self.dir.clone();
+        let data_dir = match &raw.data_dir {
+            Some(d) => self.path("host.data_dir".into(), d, &dir),
+            None => dir.join("webcare-data"),
+        };
+        let component_cache = match &raw.component_cache {
+            Some(d) => self.path("host.component_cache".into(), d, &dir),
+            None => data_dir.join("components"),
+        };
+        let listen = match &raw.listen {
+            Some(addr) => addr.get_ref().parse().unwrap_or_else(|_| {
+                self.error(
+                    "host.listen".into(),
+                    Some(addr.span()),
+                    format!(
+                        "{:?} is not an address; write an IP address and port, e.g. {DEFAULT_LISTEN} or [::]:8080",
+                        addr.get_ref()
+                    ),
+                );
+                DEFAULT_LISTEN
+            }),
+            None => DEFAULT_LISTEN,
+        };
+        let shutdown_grace = raw
+            .shutdown_grace
+            .as_ref()
+            .and_then(|d| self.duration("host.shutdown_grace".into(), d))
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE);
+        HostConfig {
+            data_dir,
+            listen,
+            component_cache,
+            shutdown_grace,
+        }
+    }
+
+    fn storage(&mut self, raw: Option<RawStorage>, data_dir: &Path) -> StorageConfig {
+        let raw = raw.unwrap_or_default();
+        if let Some(kind) = &raw.kind {
+            match kind.get_ref().as_str() {
+                "sqlite" => {}
+                "postgres" | "postgresql" => self.error(
+                    "storage.kind".into(),
+                    Some(kind.span()),
+                    "PostgreSQL storage is not available yet in this version of webcare; \
+                     use kind = \"sqlite\" (or leave [storage] out)",
+                ),
+                other => self.error(
+                    "storage.kind".into(),
+                    Some(kind.span()),
+                    format!("unknown storage kind {other:?}; use \"sqlite\""),
+                ),
+            }
+        }
+        let path = match &raw.path {
+            Some(p) => self.path("storage.path".into(), p, data_dir),
+            None => data_dir.join("webcare.db"),
+        };
+        StorageConfig::Sqlite { path }
+    }
+
+    /// A required string key: reports it missing at the table's header.
+    fn required<'r>(
+        &mut self,
+        value: &'r Option<Spanned<String>>,
+        key: String,
+        table: &Range<usize>,
+        example: &str,
+    ) -> Option<&'r Spanned<String>> {
+        if value.is_none() {
+            self.error(
+                key,
+                Some(table.clone()),
+                format!("missing; add e.g. {example}"),
+            );
+        }
+        value.as_ref()
+    }
+
+    /// Checks an id's form; `scope` is the brand or connector by position.
+    fn id(&mut self, value: Option<&Spanned<String>>, scope: String) -> String {
+        let Some(id) = value else {
+            return String::new();
+        };
+        if !valid_id(id.get_ref()) {
+            self.error(
+                join(scope, "id"),
+                Some(id.span()),
+                format!("{:?} is not a valid id: {ID_RULE}", id.get_ref()),
+            );
+        }
+        id.get_ref().clone()
+    }
+
+    fn brand(&mut self, b: usize, span: Range<usize>, raw: RawBrand) -> BrandConfig {
+        let scope = self.names.brand(b);
+        let at = |rest: &str| join(scope.clone(), rest);
+        let id = self.required(&raw.id, at("id"), &span, "id = \"acme\"");
+        let id = self.id(id, format!("brand[{b}]"));
+        let name = raw
+            .name
+            .as_ref()
+            .map_or_else(|| id.clone(), |n| n.get_ref().clone());
+        let time_zone = match &raw.time_zone {
+            Some(tz) => jiff::tz::db().get(tz.get_ref()).unwrap_or_else(|_| {
+                self.error(
+                    at("time_zone"),
+                    Some(tz.span()),
+                    format!(
+                        "{:?} is not a time zone of the IANA database; use a name such as \
+                         \"Europe/Amsterdam\", \"America/New_York\" or \"UTC\"",
+                        tz.get_ref()
+                    ),
+                );
+                jiff::tz::TimeZone::UTC
+            }),
+            None => jiff::tz::TimeZone::UTC,
+        };
+        let working_hours = match &raw.working_hours {
+            Some(text) => text.get_ref().parse().unwrap_or_else(|problem| {
+                self.error(
+                    at("working_hours"),
+                    Some(text.span()),
+                    format!(
+                        "not valid working hours: {problem}; \
+                         write e.g. \"mon-fri 09:00-17:00, sat 10:00-14:00\""
+                    ),
+                );
+                WorkingHours::always()
+            }),
+            None => WorkingHours::always(),
+        };
+        let first_response_target = match &raw.first_response_target {
+            Some(d) => match self.duration(at("first_response_target"), d) {
+                Some(Duration::ZERO) => {
+                    self.error(
+                        at("first_response_target"),
+                        Some(d.span()),
+                        "must be longer than 0s, e.g. \"1h\"",
+                    );
+                    DEFAULT_FIRST_RESPONSE_TARGET
+                }
+                other => other.unwrap_or(DEFAULT_FIRST_RESPONSE_TARGET),
+            },
+            None => DEFAULT_FIRST_RESPONSE_TARGET,
+        };
+        let mut connectors: Vec<ConnectorConfig> = Vec::new();
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        for (c, connector) in raw.connector.into_iter().enumerate() {
+            let span = connector.span();
+            let id = connector.get_ref().id.clone();
+            let connector = self.connector(b, c, span, connector.into_inner());
+            self.unique(
+                &mut ids,
+                id.as_ref(),
+                join(self.names.connector_at(b, c), "id"),
+                "each connector of a brand its own id (other brands may use the same ids)",
+            );
+            connectors.push(connector);
+        }
+        BrandConfig {
+            id,
+            name,
+            time_zone,
+            working_hours,
+            first_response_target,
+            connectors,
+        }
+    }
+
+    fn connector(
+        &mut self,
+        b: usize,
+        c: usize,
+        span: Range<usize>,
+        raw: RawConnector,
+    ) -> ConnectorConfig {
+        let scope = self.names.connector(b, c);
+        let at = |rest: &str| join(scope.clone(), rest);
+        let mut key_lines = BTreeMap::new();
+        let id = self.required(&raw.id, at("id"), &span, "id = \"feed\"");
+        let id = self.id(id, self.names.connector_at(b, c));
+        let enabled = raw.enabled.unwrap_or(true);
+
+        let dir = self.dir.clone();
+        let plugin = match self.required(
+            &raw.plugin,
+            at("plugin"),
+            &span,
+            "plugin = \"plugins/my_connector.wasm\"",
+        ) {
+            Some(p) => {
+                key_lines.insert("plugin".to_string(), self.lines.line(p.span().start));
+                let path = self.path(at("plugin"), p, &dir);
+                if enabled && !p.get_ref().is_empty() && !path.is_file() {
+                    let problem = if path.exists() {
+                        "is not a file"
+                    } else {
+                        "does not exist"
+                    };
+                    self.error(
+                        at("plugin"),
+                        Some(p.span()),
+                        format!(
+                            "plugin file {} {problem}; build the plugin or fix the path \
+                             (a relative path starts at the config file's directory)",
+                            path.display()
+                        ),
+                    );
+                }
+                path
+            }
+            None => PathBuf::new(),
+        };
+
+        let poll_interval = match &raw.poll_interval {
+            Some(d) => match self.duration(at("poll_interval"), d) {
+                Some(interval) if interval < MIN_POLL_INTERVAL => {
+                    self.error(
+                        at("poll_interval"),
+                        Some(d.span()),
+                        format!(
+                            "{:?} is below the minimum of 1s; channels rate-limit, \
+                             so poll at most once a second",
+                            d.get_ref()
+                        ),
+                    );
+                    DEFAULT_POLL_INTERVAL
+                }
+                other => other.unwrap_or(DEFAULT_POLL_INTERVAL),
+            },
+            None => DEFAULT_POLL_INTERVAL,
+        };
+
+        let mut allow_hosts = AllowList::default();
+        for (i, entry) in raw.allow_hosts.iter().enumerate() {
+            match AllowList::parse(&[entry.get_ref()]) {
+                Ok(list) => allow_hosts.extend(list),
+                Err(e) => self.error(
+                    at(&format!("allow_hosts[{i}]")),
+                    Some(entry.span()),
+                    format!(
+                        "{:?} is not a valid entry: {}; write a host (api.example.com), \
+                         host:port, *.example.com, http://host:port or tcp://host:port",
+                        e.entry, e.reason
+                    ),
+                ),
+            }
+        }
+
+        let limits = self.limits(&raw.limits, &at);
+
+        let mut settings = BTreeMap::new();
+        for (name, value) in &raw.settings {
+            key_lines.insert(
+                format!("settings.{name}"),
+                self.lines.line(value.span().start),
+            );
+            let text = match value.get_ref() {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    self.error(
+                        at(&format!("settings.{name}")),
+                        Some(value.span()),
+                        format!(
+                            "settings are text, whole numbers or true/false, not {}s; \
+                             quote the value to pass it as text",
+                            other.type_str()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            settings.insert(name.clone(), text);
+        }
+
+        let mut secrets = BTreeMap::new();
+        for (name, value) in &raw.secrets {
+            let key = at(&format!("secrets.{name}"));
+            key_lines.insert(
+                format!("secrets.{name}"),
+                self.lines.line(value.span().start),
+            );
+            let Some(reference) = self.secret_ref(key.clone(), value, &dir) else {
+                continue;
+            };
+            if enabled && let Err(e) = reference.resolve_with(self.env) {
+                self.error(key, Some(value.span()), e.to_string());
+            }
+            secrets.insert(name.clone(), reference);
+        }
+
+        ConnectorConfig {
+            id,
+            plugin,
+            enabled,
+            poll_interval,
+            allow_hosts,
+            limits,
+            settings,
+            secrets,
+            line: self.lines.line(span.start),
+            key_lines,
+        }
+    }
+
+    fn limits(&mut self, raw: &RawLimits, at: &dyn Fn(&str) -> String) -> CallLimits {
+        let mut limits = CallLimits::default();
+        let mut positive = |name: &str, value: &Option<Spanned<u64>>| {
+            let value = value.as_ref()?;
+            if *value.get_ref() == 0 {
+                self.error(
+                    at(&format!("limits.{name}")),
+                    Some(value.span()),
+                    "must be at least 1; leave the key out for the default",
+                );
+                return None;
+            }
+            Some(*value.get_ref())
+        };
+        if let Some(mib) = positive("memory_mib", &raw.memory_mib) {
+            limits.memory_bytes = mib.saturating_mul(1024 * 1024);
+        }
+        if let Some(ms) = positive("cpu_ms", &raw.cpu_ms) {
+            limits.cpu_budget = Duration::from_millis(ms);
+        }
+        if let Some(ms) = positive("timeout_ms", &raw.timeout_ms) {
+            limits.call_timeout = Duration::from_millis(ms);
+        }
+        if let Some(n) = positive("max_messages", &raw.max_messages) {
+            limits.max_messages = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        limits
+    }
+
+    /// `{ env = "NAME" }` or `{ file = "path" }`; anything else, an inline
+    /// value above all, is refused with what to write instead.
+    fn secret_ref(
+        &mut self,
+        key: String,
+        value: &Spanned<toml::Value>,
+        dir: &Path,
+    ) -> Option<SecretRef> {
+        const HOW: &str = "write { env = \"NAME_OF_VARIABLE\" } or { file = \"path/to/file\" }";
+        let table = match value.get_ref() {
+            toml::Value::Table(table) => table,
+            toml::Value::String(_) => {
+                self.error(
+                    key,
+                    Some(value.span()),
+                    format!(
+                        "secrets may not be written into the config file; put the value in an \
+                         environment variable or a file and {HOW}"
+                    ),
+                );
+                return None;
+            }
+            other => {
+                self.error(
+                    key,
+                    Some(value.span()),
+                    format!("{HOW} (found {})", other.type_str()),
+                );
+                return None;
+            }
+        };
+        let mut entries = table.iter();
+        let reference = match (entries.next(), entries.next()) {
+            (Some((kind, toml::Value::String(name))), None) if kind == "env" => {
+                if name.is_empty() || name.contains(['=', '\0']) {
+                    None
+                } else {
+                    Some(SecretRef::Env(name.clone()))
+                }
+            }
+            (Some((kind, toml::Value::String(path))), None) if kind == "file" => {
+                if path.is_empty() {
+                    None
+                } else {
+                    let joined = dir.join(path);
+                    Some(SecretRef::File(
+                        std::path::absolute(&joined).unwrap_or(joined),
+                    ))
+                }
+            }
+            _ => None,
+        };
+        if reference.is_none() {
+            self.error(
+                key,
+                Some(value.span()),
+                format!("give exactly one of env or file, naming a variable or a path: {HOW}"),
+            );
+        }
+        reference
+    }
+}

@@ -1,0 +1,1261 @@
+//! The embedded care queue: one SQLite file in the data directory.
+//!
+//! Zero set-up and durable, so the demo and single-host installations need
+//! nothing else. Several hosts sharing one queue use the PostgreSQL backend
+//! instead: SQLite allows one writer at a time, and a file on a network
+//! share cannot use the WAL journal.
+//!
+//! rusqlite is blocking. Every [`Storage`] call runs on tokio's blocking
+//! pool with the one connection behind a mutex: SQLite serialises writers
+//! anyway, and a single connection keeps the prepared-statement cache warm.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, Value, ValueRef};
+use rusqlite::{
+    Connection, ErrorCode, OptionalExtension, Row, ToSql, Transaction, TransactionBehavior, params,
+    params_from_iter,
+};
+
+use super::{
+    CaseFilter, CaseStatus, CaseSummary, ChannelCount, CommitOutcome, IngestBatch, Storage,
+    StorageError, StoredMessage, case_preview,
+};
+use crate::capabilities::state::{MAX_TOTAL_BYTES, check_entry};
+use crate::capabilities::{ConnectorId, StateError, StateStore};
+use crate::model::{Direction, Message, MessageKind, MessageUpdate, TimestampMs};
+
+/// How long a statement waits for a lock held by another connection (a
+/// second process reading the queue, say) before it fails as busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection: every statement this module
+/// runs fits, so the ingest path never re-parses SQL.
+const STATEMENT_CACHE: usize = 32;
+
+/// The schema, one step per version: step `i` (0-based) brings a database
+/// to version `i + 1`. Steps are append-only: a released step is never
+/// edited, a change is a new step.
+const MIGRATIONS: &[&str] = &[
+    // 1: cases, messages, cursors and connector state.
+    //
+    // Tables are STRICT so a wrongly typed value is an error, not silently
+    // stored. `messages` keeps the filter and sort columns next to the
+    // full message as JSON: the columns serve queries, the JSON gives back
+    // exactly what the connector delivered.
+    r#"
+    CREATE TABLE cases (
+        id               INTEGER PRIMARY KEY,
+        brand            TEXT    NOT NULL,
+        connector        TEXT    NOT NULL,
+        channel          TEXT    NOT NULL,
+        thread_id        TEXT    NOT NULL,
+        status           TEXT    NOT NULL
+                         CHECK (status IN ('new', 'open', 'pending', 'escalated', 'closed')),
+        message_count    INTEGER NOT NULL CHECK (message_count >= 0),
+        first_message_at INTEGER NOT NULL,
+        last_message_at  INTEGER NOT NULL,
+        author           TEXT    NOT NULL,
+        preview          TEXT    NOT NULL,
+        UNIQUE (brand, connector, thread_id)
+    ) STRICT;
+
+    -- The queue view: one brand, one status, newest activity first.
+    CREATE INDEX cases_by_brand_status
+        ON cases (brand, status, last_message_at DESC, id DESC);
+    -- One brand whatever the status.
+    CREATE INDEX cases_by_brand
+        ON cases (brand, last_message_at DESC, id DESC);
+
+    CREATE TABLE messages (
+        id            INTEGER PRIMARY KEY,
+        brand         TEXT    NOT NULL,
+        connector     TEXT    NOT NULL,
+        channel       TEXT    NOT NULL,
+        -- The deduplication key: an empty id would make every message of a
+        -- buggy connector a duplicate of the first, so it is refused.
+        external_id   TEXT    NOT NULL CHECK (length(external_id) > 0),
+        thread_id     TEXT    NOT NULL,
+        -- NULL for outbound messages of a thread without a case.
+        case_id       INTEGER REFERENCES cases (id),
+        direction     TEXT    NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+        kind          TEXT    NOT NULL,
+        created_at    INTEGER NOT NULL,
+        received_at   INTEGER NOT NULL,
+        edited        INTEGER NOT NULL DEFAULT 0 CHECK (edited IN (0, 1)),
+        deleted       INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1)),
+        hidden        INTEGER NOT NULL DEFAULT 0 CHECK (hidden IN (0, 1)),
+        author_handle TEXT    NOT NULL,
+        text          TEXT    NOT NULL,
+        message_json  TEXT    NOT NULL,
+        UNIQUE (brand, connector, external_id)
+    ) STRICT;
+
+    -- A brand's messages in conversation order.
+    CREATE INDEX messages_by_brand ON messages (brand, created_at, id);
+    -- A case's messages (and the foreign key's lookups).
+    CREATE INDEX messages_by_case ON messages (case_id) WHERE case_id IS NOT NULL;
+
+    CREATE TABLE cursors (
+        brand      TEXT    NOT NULL,
+        connector  TEXT    NOT NULL,
+        cursor     TEXT    NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (brand, connector)
+    ) STRICT;
+
+    CREATE TABLE connector_state (
+        brand     TEXT NOT NULL,
+        connector TEXT NOT NULL,
+        key       TEXT NOT NULL,
+        value     BLOB NOT NULL,
+        PRIMARY KEY (brand, connector, key)
+    ) STRICT;
+    "#,
+];
+
+/// How the database file is opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// `synchronous = FULL`: fsync the journal on every commit, so that not
+    /// even an OS crash or power loss can undo a committed batch. Off by
+    /// default (`synchronous = NORMAL`): in WAL mode a commit has reached
+    /// the OS before it returns, so a crashed or SIGKILLed process loses
+    /// nothing it committed; only an OS crash or power loss can undo the
+    /// last commits (never corrupt the file), and since each cursor commits
+    /// with its messages, the connector then polls those messages again.
+    /// What stays at risk are webhook deliveries already answered with 2xx:
+    /// turn this on when the channel does not redeliver them, and pay an
+    /// fsync per commit.
+    pub durable_fsync: bool,
+}
+
+/// The embedded care queue.
+pub struct SqliteStorage {
+    conn: Arc<Mutex<Connection>>,
+    /// The file (or `:memory:`), for error messages.
+    location: Arc<str>,
+}
+
+impl fmt::Debug for SqliteStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStorage")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStorage {
+    /// Opens (or creates) the queue at `path` with the default options,
+    /// creating missing parent directories and bringing the schema up to
+    /// date.
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// [`SqliteStorage::open`] with explicit options.
+    pub fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StorageError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StorageError::Unavailable(format!(
+                    "cannot create the data directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let location = path.display().to_string();
+        let conn = Connection::open(path).or_storage(format_args!("opening {location}"))?;
+        Self::setup(conn, location, options, true)
+    }
+
+    /// A private, empty queue that vanishes when dropped: for tests.
+    pub fn in_memory() -> Result<Self, StorageError> {
+        let conn = Connection::open_in_memory().or_storage("opening an in-memory database")?;
+        Self::setup(
+            conn,
+            ":memory:".to_string(),
+            SqliteOptions::default(),
+            false,
+        )
+    }
+
+    fn setup(
+        mut conn: Connection,
+        location: String,
+        options: SqliteOptions,
+        wal: bool,
+    ) -> Result<Self, StorageError> {
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .or_storage(format_args!("configuring {location}"))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        if wal {
+            // WAL lets readers (`webcare queue list` next to a running
+            // host) work while the host writes, and makes NORMAL
+            // synchronisation crash-safe (see `SqliteOptions`).
+            let mode: String = conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+                .or_storage(format_args!("configuring {location}"))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StorageError::Unavailable(format!(
+                    "{location}: SQLite cannot use WAL journaling here (journal mode stays \
+                     {mode:?}); put the data directory on a local file system"
+                )));
+            }
+        }
+        let synchronous = if options.durable_fsync {
+            "FULL"
+        } else {
+            "NORMAL"
+        };
+        conn.pragma_update(None, "synchronous", synchronous)
+            .or_storage(format_args!("configuring {location}"))?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .or_storage(format_args!("configuring {location}"))?;
+        migrate(&mut conn, &location)?;
+        Ok(SqliteStorage {
+            conn: Arc::new(Mutex::new(conn)),
+            location: location.into(),
+        })
+    }
+
+    /// Runs `op` with the connection on tokio's blocking pool, so that a
+    /// slow disk stalls this call, not the executor.
+    async fn run<T, F>(&self, op: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || op(&mut lock(&conn)))
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("storage task failed: {e}")))?
+    }
+}
+
+/// Locks the connection. A panic while it was held cannot have left a
+/// transaction half-applied (rusqlite rolls a dropped transaction back,
+/// also while unwinding), so a poisoned lock is safe to take over.
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Brings the schema to the newest version this build knows, or refuses a
+/// database written by a newer build.
+fn migrate(conn: &mut Connection, location: &str) -> Result<(), StorageError> {
+    let known = MIGRATIONS.len();
+    // Check before taking the write lock: opening an up-to-date database
+    // (the common case, and what `webcare queue list` does next to a
+    // running host) stays a read.
+    if schema_version(conn, location)? == known {
+        return Ok(());
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .or_storage(format_args!("migrating {location}"))?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             applied_at INTEGER NOT NULL
+         ) STRICT",
+    )
+    .or_storage(format_args!("migrating {location}"))?;
+    // Another process may have migrated while we waited for the lock.
+    let current = schema_version(&tx, location)?;
+    for (version, step) in (1_i64..).zip(MIGRATIONS).skip(current) {
+        tx.execute_batch(step).or_storage(format_args!(
+            "applying schema version {version} to {location}"
+        ))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![version, now_ms()],
+        )
+        .or_storage(format_args!(
+            "recording schema version {version} in {location}"
+        ))?;
+    }
+    tx.commit()
+        .or_storage(format_args!("migrating {location}"))?;
+    tracing::info!(
+        database = location,
+        from = current,
+        to = known,
+        "queue schema migrated"
+    );
+    Ok(())
+}
+
+/// The schema version of the database (0 when new); an error when newer
+/// than this build knows.
+fn schema_version(conn: &Connection, location: &str) -> Result<usize, StorageError> {
+    let context = format_args!("reading the schema version of {location}");
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master
+                             WHERE type = 'table' AND name = 'schema_migrations')",
+            [],
+            |row| row.get(0),
+        )
+        .or_storage(context)?;
+    if !has_table {
+        return Ok(0);
+    }
+    let version: usize = conn
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |row| row.get(0),
+        )
+        .or_storage(context)?;
+    let known = MIGRATIONS.len();
+    if version > known {
+        return Err(StorageError::Schema(format!(
+            "{location} has schema version {version}, but this webcare knows versions up to \
+             {known}: the queue was written by a newer webcare. Run that version (or newer), \
+             or point the storage at another file"
+        )));
+    }
+    Ok(version)
+}
+
+/// Milliseconds since the epoch, now.
+fn now_ms() -> TimestampMs {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Maps a SQLite error to a [`StorageError`] that says what was being done
+/// and, where the cause is outside webcare, what to do about it.
+fn sql_error(what: impl fmt::Display, error: rusqlite::Error) -> StorageError {
+    let detail = format!("{what}: {error}");
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StorageError::Unavailable(format!(
+                "{detail} (another process held the database for over {} s; is a second \
+                 webcare running on the same data directory?)",
+                BUSY_TIMEOUT.as_secs()
+            ))
+        }
+        Some(
+            ErrorCode::CannotOpen
+            | ErrorCode::PermissionDenied
+            | ErrorCode::ReadOnly
+            | ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure,
+        ) => StorageError::Unavailable(format!(
+            "{detail} (check that the data directory is writable and has free space)"
+        )),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            StorageError::Unavailable(format!(
+                "{detail} (not an intact SQLite database: restore it from a backup or point \
+                 the storage at another file)"
+            ))
+        }
+        _ => StorageError::Query(detail),
+    }
+}
+
+/// `.or_storage(what)`: [`sql_error`] in method position.
+trait OrStorage<T> {
+    fn or_storage(self, what: impl fmt::Display) -> Result<T, StorageError>;
+}
+
+impl<T> OrStorage<T> for rusqlite::Result<T> {
+    fn or_storage(self, what: impl fmt::Display) -> Result<T, StorageError> {
+        self.map_err(|e| sql_error(what, e))
+    }
+}
+
+impl ToSql for CaseStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for CaseStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let text = value.as_str()?;
+        CaseStatus::parse(text)
+            .ok_or_else(|| FromSqlError::Other(format!("unknown case status {text:?}").into()))
+    }
+}
+
+fn direction_name(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Inbound => "inbound",
+        Direction::Outbound => "outbound",
+    }
+}
+
+/// The kind as its JSON name, so the column and the stored JSON agree.
+fn kind_name(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Mention => "mention",
+        MessageKind::Comment => "comment",
+        MessageKind::Reply => "reply",
+        MessageKind::DirectMessage => "direct_message",
+        MessageKind::Post => "post",
+        MessageKind::Email => "email",
+        MessageKind::Review => "review",
+    }
+}
+
+/// `LIMIT` operand: SQLite reads a negative limit as "no limit".
+fn sql_limit(limit: usize) -> i64 {
+    if limit == 0 {
+        -1
+    } else {
+        i64::try_from(limit).unwrap_or(i64::MAX)
+    }
+}
+
+/// A message ready to insert: serialised before the blocking call, because
+/// the batch borrows from the caller and cannot move to another thread.
+struct MessageRow {
+    external_id: String,
+    thread_id: String,
+    direction: Direction,
+    kind: &'static str,
+    created_at: TimestampMs,
+    author_handle: String,
+    text: String,
+    json: String,
+}
+
+impl MessageRow {
+    fn new(message: &Message) -> Result<Self, StorageError> {
+        Ok(MessageRow {
+            external_id: message.external_id.clone(),
+            thread_id: message.thread_id.clone(),
+            direction: message.direction,
+            kind: kind_name(message.kind),
+            created_at: message.created_at,
+            author_handle: message.author.handle.clone(),
+            text: message.text.clone(),
+            json: to_json(message)?,
+        })
+    }
+}
+
+fn to_json(message: &Message) -> Result<String, StorageError> {
+    serde_json::to_string(message).map_err(|e| {
+        StorageError::Query(format!(
+            "cannot serialise message {:?}: {e}",
+            message.external_id
+        ))
+    })
+}
+
+enum UpdateRow {
+    Edited {
+        external_id: String,
+        text: String,
+        json: String,
+    },
+    Deleted(String),
+    Hidden(String),
+    Unhidden(String),
+}
+
+impl UpdateRow {
+    fn new(update: &MessageUpdate) -> Result<Self, StorageError> {
+        Ok(match update {
+            MessageUpdate::Edited(m) => UpdateRow::Edited {
+                external_id: m.external_id.clone(),
+                text: m.text.clone(),
+                json: to_json(m)?,
+            },
+            MessageUpdate::Deleted(r) => UpdateRow::Deleted(r.external_id.clone()),
+            MessageUpdate::Hidden(r) => UpdateRow::Hidden(r.external_id.clone()),
+            MessageUpdate::Unhidden(r) => UpdateRow::Unhidden(r.external_id.clone()),
+        })
+    }
+}
+
+/// One [`Storage::commit`], owned so it can run on the blocking pool.
+struct CommitWork {
+    owner: ConnectorId,
+    channel: String,
+    messages: Vec<MessageRow>,
+    updates: Vec<UpdateRow>,
+    next_cursor: Option<String>,
+}
+
+impl CommitWork {
+    fn new(owner: &ConnectorId, batch: IngestBatch<'_>) -> Result<Self, StorageError> {
+        Ok(CommitWork {
+            owner: owner.clone(),
+            channel: batch.channel.to_string(),
+            messages: batch
+                .messages
+                .iter()
+                .map(MessageRow::new)
+                .collect::<Result<_, _>>()?,
+            updates: batch
+                .updates
+                .iter()
+                .map(UpdateRow::new)
+                .collect::<Result<_, _>>()?,
+            next_cursor: batch.next_cursor.map(str::to_string),
+        })
+    }
+
+    /// Applies the batch in one `BEGIN IMMEDIATE` transaction: taking the
+    /// write lock up front means the transaction never has to upgrade from
+    /// read to write halfway, which is where SQLite fails with "busy"
+    /// without waiting. Any error returns before `commit`, and dropping the
+    /// transaction rolls everything back.
+    fn apply(self, conn: &mut Connection) -> Result<CommitOutcome, StorageError> {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .or_storage(format_args!("starting a commit for {}", self.owner))?;
+        let outcome = self.write(&tx)?;
+        tx.commit()
+            .or_storage(format_args!("committing a batch of {}", self.owner))?;
+        Ok(outcome)
+    }
+
+    fn write(&self, tx: &Transaction<'_>) -> Result<CommitOutcome, StorageError> {
+        let owner = &self.owner;
+        let (brand, connector) = (owner.brand.as_str(), owner.connector.as_str());
+        let prepare = |sql: &str| tx.prepare_cached(sql).or_storage("preparing a commit");
+        let mut find_case =
+            prepare("SELECT id FROM cases WHERE brand = ?1 AND connector = ?2 AND thread_id = ?3")?;
+        let mut insert_message = prepare(
+            "INSERT INTO messages (brand, connector, channel, external_id, thread_id, case_id,
+                                   direction, kind, created_at, received_at, author_handle,
+                                   text, message_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT (brand, connector, external_id) DO NOTHING",
+        )?;
+        // Inbound activity: the case's first message may turn out to be an
+        // older one that arrived late, and a customer writing again reopens
+        // a case the team had put aside. SET expressions all see the row as
+        // it was, so author and preview compare with the old first_message_at.
+        let mut touch_case_inbound = prepare(
+            "UPDATE cases SET
+                 message_count    = message_count + 1,
+                 last_message_at  = max(last_message_at, ?2),
+                 author           = CASE WHEN ?2 < first_message_at THEN ?3 ELSE author END,
+                 preview          = CASE WHEN ?2 < first_message_at THEN ?4 ELSE preview END,
+                 first_message_at = min(first_message_at, ?2),
+                 status           = CASE WHEN status IN ('pending', 'closed') THEN 'open'
+                                         ELSE status END
+             WHERE id = ?1",
+        )?;
+        // The brand's own answers are part of the case but do not reopen it.
+        let mut touch_case_outbound = prepare(
+            "UPDATE cases SET
+                 message_count   = message_count + 1,
+                 last_message_at = max(last_message_at, ?2)
+             WHERE id = ?1",
+        )?;
+        let mut open_case = prepare(
+            "INSERT INTO cases (brand, connector, channel, thread_id, status, message_count,
+                                first_message_at, last_message_at, author, preview)
+             VALUES (?1, ?2, ?3, ?4, 'new', 1, ?5, ?5, ?6, ?7)",
+        )?;
+        let mut link_message = prepare("UPDATE messages SET case_id = ?1 WHERE id = ?2")?;
+
+        let mut outcome = CommitOutcome::default();
+        let received_at = now_ms();
+        let total = self.messages.len();
+        for (index, m) in self.messages.iter().enumerate() {
+            let what = format_args!(
+                "storing message {:?} ({} of {total}) of {owner}",
+                m.external_id,
+                index + 1
+            );
+            let case_id: Option<i64> = find_case
+                .query_row(params![brand, connector, m.thread_id], |row| row.get(0))
+                .optional()
+                .or_storage(what)?;
+            let inserted = insert_message
+                .execute(params![
+                    brand,
+                    connector,
+                    self.channel,
+                    m.external_id,
+                    m.thread_id,
+                    case_id,
+                    direction_name(m.direction),
+                    m.kind,
+                    m.created_at,
+                    received_at,
+                    m.author_handle,
+                    m.text,
+                    m.json,
+                ])
+                .or_storage(what)?;
+            if inserted == 0 {
+                outcome.duplicates += 1;
+                continue;
+            }
+            outcome.inserted += 1;
+            let message_id = tx.last_insert_rowid();
+            match (case_id, m.direction) {
+                (Some(case_id), Direction::Inbound) => touch_case_inbound.execute(params![
+                    case_id,
+                    m.created_at,
+                    m.author_handle,
+                    case_preview(&m.text),
+                ]),
+                (Some(case_id), Direction::Outbound) => {
+                    touch_case_outbound.execute(params![case_id, m.created_at])
+                }
+                (None, Direction::Inbound) => {
+                    open_case
+                        .execute(params![
+                            brand,
+                            connector,
+                            self.channel,
+                            m.thread_id,
+                            m.created_at,
+                            m.author_handle,
+                            case_preview(&m.text),
+                        ])
+                        .or_storage(what)?;
+                    outcome.cases_opened += 1;
+                    link_message.execute(params![tx.last_insert_rowid(), message_id])
+                }
+                (None, Direction::Outbound) => Ok(0),
+            }
+            .or_storage(what)?;
+        }
+
+        for update in &self.updates {
+            let (sql, external_id, edit) = match update {
+                UpdateRow::Edited {
+                    external_id,
+                    text,
+                    json,
+                } => (
+                    "UPDATE messages SET text = ?4, message_json = ?5, edited = 1
+                     WHERE brand = ?1 AND connector = ?2 AND external_id = ?3",
+                    external_id,
+                    Some((text, json)),
+                ),
+                UpdateRow::Deleted(external_id) => (
+                    "UPDATE messages SET deleted = 1
+                     WHERE brand = ?1 AND connector = ?2 AND external_id = ?3",
+                    external_id,
+                    None,
+                ),
+                UpdateRow::Hidden(external_id) => (
+                    "UPDATE messages SET hidden = 1
+                     WHERE brand = ?1 AND connector = ?2 AND external_id = ?3",
+                    external_id,
+                    None,
+                ),
+                UpdateRow::Unhidden(external_id) => (
+                    "UPDATE messages SET hidden = 0
+                     WHERE brand = ?1 AND connector = ?2 AND external_id = ?3",
+                    external_id,
+                    None,
+                ),
+            };
+            let what = format_args!("applying an update to message {external_id:?} of {owner}");
+            let mut statement = prepare(sql)?;
+            let changed = match edit {
+                Some((text, json)) => {
+                    statement.execute(params![brand, connector, external_id, text, json])
+                }
+                None => statement.execute(params![brand, connector, external_id]),
+            }
+            .or_storage(what)?;
+            if changed == 0 {
+                outcome.updates_unknown += 1;
+            } else {
+                outcome.updates_applied += 1;
+            }
+        }
+
+        if let Some(cursor) = &self.next_cursor {
+            prepare(
+                "INSERT INTO cursors (brand, connector, cursor, updated_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (brand, connector)
+                 DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+            )?
+            .execute(params![brand, connector, cursor, received_at])
+            .or_storage(format_args!("storing the cursor of {owner}"))?;
+        }
+
+        Ok(outcome)
+    }
+}
+
+/// A message read back from its JSON column.
+struct JsonMessage(Message);
+
+impl FromSql for JsonMessage {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        serde_json::from_str(value.as_str()?)
+            .map(JsonMessage)
+            .map_err(|e| FromSqlError::Other(format!("unreadable message JSON: {e}").into()))
+    }
+}
+
+fn case_from_row(row: &Row<'_>) -> rusqlite::Result<CaseSummary> {
+    Ok(CaseSummary {
+        id: row.get(0)?,
+        brand: row.get(1)?,
+        connector: row.get(2)?,
+        channel: row.get(3)?,
+        thread_id: row.get(4)?,
+        status: row.get(5)?,
+        message_count: row.get(6)?,
+        first_message_at: row.get(7)?,
+        last_message_at: row.get(8)?,
+        author: row.get(9)?,
+        preview: row.get(10)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl Storage for SqliteStorage {
+    async fn commit(
+        &self,
+        owner: &ConnectorId,
+        batch: IngestBatch<'_>,
+    ) -> Result<CommitOutcome, StorageError> {
+        let work = CommitWork::new(owner, batch)?;
+        self.run(move |conn| work.apply(conn)).await
+    }
+
+    async fn cursor(&self, owner: &ConnectorId) -> Result<Option<String>, StorageError> {
+        let owner = owner.clone();
+        self.run(move |conn| {
+            conn.prepare_cached("SELECT cursor FROM cursors WHERE brand = ?1 AND connector = ?2")
+                .and_then(|mut s| {
+                    s.query_row(params![owner.brand, owner.connector], |row| row.get(0))
+                        .optional()
+                })
+                .or_storage(format_args!("reading the cursor of {owner}"))
+        })
+        .await
+    }
+
+    async fn cases(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>, StorageError> {
+        let mut sql = String::from(
+            "SELECT id, brand, connector, channel, thread_id, status, message_count,
+                    first_message_at, last_message_at, author, preview
+             FROM cases",
+        );
+        let mut conditions = Vec::new();
+        let mut args = Vec::new();
+        if let Some(brand) = &filter.brand {
+            args.push(Value::Text(brand.clone()));
+            conditions.push(format!("brand = ?{}", args.len()));
+        }
+        if let Some(status) = filter.status {
+            args.push(Value::Text(status.as_str().to_string()));
+            conditions.push(format!("status = ?{}", args.len()));
+        }
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        args.push(Value::Integer(sql_limit(filter.limit)));
+        sql.push_str(&format!(
+            " ORDER BY last_message_at DESC, id DESC LIMIT ?{}",
+            args.len()
+        ));
+        self.run(move |conn| {
+            conn.prepare_cached(&sql)
+                .and_then(|mut statement| {
+                    statement
+                        .query_map(params_from_iter(args), case_from_row)?
+                        .collect()
+                })
+                .or_storage("listing cases")
+        })
+        .await
+    }
+
+    async fn messages(
+        &self,
+        brand: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StorageError> {
+        let brand = brand.to_string();
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "SELECT brand, connector, channel, case_id, received_at,
+                        edited, deleted, hidden, message_json
+                 FROM messages WHERE brand = ?1
+                 ORDER BY created_at, id LIMIT ?2",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_map(params![brand, sql_limit(limit)], |row| {
+                        Ok(StoredMessage {
+                            brand: row.get(0)?,
+                            connector: row.get(1)?,
+                            channel: row.get(2)?,
+                            case_id: row.get(3)?,
+                            received_at: row.get(4)?,
+                            edited: row.get(5)?,
+                            deleted: row.get(6)?,
+                            hidden: row.get(7)?,
+                            message: row.get::<_, JsonMessage>(8)?.0,
+                        })
+                    })?
+                    .collect()
+            })
+            .or_storage(format_args!("reading the messages of brand {brand:?}"))
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<Vec<ChannelCount>, StorageError> {
+        self.run(|conn| {
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT brand, connector, channel, SUM(messages), SUM(cases)
+                 FROM (SELECT brand, connector, channel, COUNT(*) AS messages, 0 AS cases
+                       FROM messages GROUP BY brand, connector, channel
+                       UNION ALL
+                       SELECT brand, connector, channel, 0, COUNT(*)
+                       FROM cases GROUP BY brand, connector, channel)
+                 GROUP BY brand, connector, channel
+                 ORDER BY brand, connector, channel",
+                )
+                .or_storage("counting messages and cases")?;
+            statement
+                .query_map([], |row| {
+                    Ok(ChannelCount {
+                        brand: row.get(0)?,
+                        connector: row.get(1)?,
+                        channel: row.get(2)?,
+                        messages: row.get(3)?,
+                        cases: row.get(4)?,
+                    })
+                })
+                .and_then(Iterator::collect)
+                .or_storage("counting messages and cases")
+        })
+        .await
+    }
+
+    async fn set_case_status(
+        &self,
+        brand: &str,
+        case_id: i64,
+        status: CaseStatus,
+    ) -> Result<bool, StorageError> {
+        let brand = brand.to_string();
+        self.run(move |conn| {
+            let changed = conn
+                .prepare_cached("UPDATE cases SET status = ?3 WHERE brand = ?1 AND id = ?2")
+                .and_then(|mut s| s.execute(params![brand, case_id, status]))
+                .or_storage(format_args!(
+                    "setting case {case_id} of brand {brand:?} to {}",
+                    status.as_str()
+                ))?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    fn state_store(&self) -> Arc<dyn StateStore> {
+        Arc::new(SqliteStateStore {
+            conn: Arc::clone(&self.conn),
+            location: Arc::clone(&self.location),
+        })
+    }
+}
+
+/// The `state` capability kept in the queue's database, so a connector's
+/// state survives restarts and is backed up with the queue.
+///
+/// [`StateStore`] is synchronous (plugins call it from inside a guest call),
+/// so these methods take the shared connection directly instead of going
+/// through the blocking pool. Each is one short query on a primary key, but
+/// it waits for a commit in progress: a plugin call may block for as long
+/// as one batch takes to commit.
+struct SqliteStateStore {
+    conn: Arc<Mutex<Connection>>,
+    location: Arc<str>,
+}
+
+impl fmt::Debug for SqliteStateStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStateStore")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStateStore {
+    fn unavailable(&self, owner: &ConnectorId, error: rusqlite::Error) -> StateError {
+        StateError::Unavailable(
+            sql_error(
+                format_args!("connector state of {owner} in {}", self.location),
+                error,
+            )
+            .to_string(),
+        )
+    }
+}
+
+impl StateStore for SqliteStateStore {
+    fn get(&self, owner: &ConnectorId, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        lock(&self.conn)
+            .prepare_cached(
+                "SELECT value FROM connector_state
+                 WHERE brand = ?1 AND connector = ?2 AND key = ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![owner.brand, owner.connector, key], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(|e| self.unavailable(owner, e))
+    }
+
+    fn set(&self, owner: &ConnectorId, key: &str, value: &[u8]) -> Result<(), StateError> {
+        check_entry(key, value)?;
+        let mut conn = lock(&self.conn);
+        // The size check and the write form one transaction, so two
+        // writers cannot both pass the check and together exceed the cap.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.unavailable(owner, e))?;
+        // Bytes, not characters: `length` of a TEXT counts characters.
+        let others: usize = tx
+            .prepare_cached(
+                "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(value)), 0)
+                 FROM connector_state
+                 WHERE brand = ?1 AND connector = ?2 AND key <> ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![owner.brand, owner.connector, key], |row| row.get(0))
+            })
+            .map_err(|e| self.unavailable(owner, e))?;
+        let total = others + key.len() + value.len();
+        if total > MAX_TOTAL_BYTES {
+            return Err(StateError::TooLarge(format!(
+                "state of {owner} would grow to {total} bytes, limit {MAX_TOTAL_BYTES}; \
+                 the connector must delete keys it no longer needs"
+            )));
+        }
+        tx.prepare_cached(
+            "INSERT INTO connector_state (brand, connector, key, value) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (brand, connector, key) DO UPDATE SET value = excluded.value",
+        )
+        .and_then(|mut s| s.execute(params![owner.brand, owner.connector, key, value]))
+        .map_err(|e| self.unavailable(owner, e))?;
+        tx.commit().map_err(|e| self.unavailable(owner, e))
+    }
+
+    fn delete(&self, owner: &ConnectorId, key: &str) -> Result<(), StateError> {
+        lock(&self.conn)
+            .prepare_cached(
+                "DELETE FROM connector_state WHERE brand = ?1 AND connector = ?2 AND key = ?3",
+            )
+            .and_then(|mut s| s.execute(params![owner.brand, owner.connector, key]))
+            .map(drop)
+            .map_err(|e| self.unavailable(owner, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Attachment, Author, Engagement, Visibility};
+    use crate::queue::suite;
+
+    /// One test per suite property, each on a fresh database.
+    macro_rules! suite_tests {
+        ($($property:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $property() {
+                let storage = SqliteStorage::in_memory().expect("in-memory database");
+                suite::$property(&storage).await;
+            }
+        )*};
+    }
+
+    suite_tests!(
+        dedup_on_external_id,
+        batch_and_cursor_commit_together,
+        failed_commit_changes_nothing,
+        cases_group_by_thread_and_reopen,
+        outbound_never_opens_a_case,
+        updates_edit_delete_hide,
+        unknown_updates_are_counted,
+        brands_are_isolated,
+        cases_list_newest_first,
+        messages_list_oldest_first,
+        counts_per_connector_and_channel,
+        state_is_per_connector,
+    );
+
+    #[tokio::test]
+    async fn whole_suite_shares_one_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(&dir.path().join("queue.db")).unwrap();
+        suite::run_all(&storage).await;
+    }
+
+    fn owner() -> ConnectorId {
+        ConnectorId {
+            brand: "acme".to_string(),
+            connector: "twitter".to_string(),
+        }
+    }
+
+    fn message(external_id: &str) -> Message {
+        Message {
+            external_id: external_id.to_string(),
+            thread_id: "thread-1".to_string(),
+            in_reply_to: None,
+            kind: MessageKind::DirectMessage,
+            visibility: Visibility::Private,
+            direction: Direction::Inbound,
+            addressed_to_brand: true,
+            author: Author {
+                id: "42".to_string(),
+                handle: "sanne_dv".to_string(),
+                display_name: "Sanne".to_string(),
+                followers: None,
+                verified: false,
+                profile_url: None,
+                email: None,
+            },
+            text: "Mijn pakket is zoek 📦".to_string(),
+            html: None,
+            subject: None,
+            language: None,
+            created_at: 1_736_154_000_000,
+            permalink: None,
+            attachments: Vec::<Attachment>::new(),
+            metrics: Engagement::default(),
+            properties: Vec::new(),
+        }
+    }
+
+    fn batch<'a>(messages: &'a [Message], cursor: Option<&'a str>) -> IngestBatch<'a> {
+        IngestBatch {
+            channel: "twitter",
+            messages,
+            updates: &[],
+            next_cursor: cursor,
+        }
+    }
+
+    fn pragma(storage: &SqliteStorage, name: &str) -> String {
+        let value: Value = lock(&storage.conn)
+            .pragma_query_value(None, name, |row| row.get(0))
+            .unwrap();
+        match value {
+            Value::Integer(n) => n.to_string(),
+            Value::Text(text) => text,
+            other => panic!("pragma {name} is {other:?}"),
+        }
+    }
+
+    fn applied_versions(path: &Path) -> Vec<(i64, i64)> {
+        let conn = Connection::open(path).unwrap();
+        let mut statement = conn
+            .prepare("SELECT version, applied_at FROM schema_migrations ORDER BY version")
+            .unwrap();
+        statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn open_creates_the_data_directory_and_uses_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data").join("queue").join("webcare.db");
+        let storage = SqliteStorage::open(&path).unwrap();
+        assert!(
+            path.exists(),
+            "the database file is created with its directories"
+        );
+        assert_eq!(pragma(&storage, "journal_mode"), "wal");
+        assert_eq!(pragma(&storage, "synchronous"), "1", "NORMAL by default");
+        assert_eq!(pragma(&storage, "foreign_keys"), "1");
+        assert_eq!(pragma(&storage, "busy_timeout"), "5000");
+
+        let durable = SqliteStorage::open_with(
+            &dir.path().join("durable.db"),
+            SqliteOptions {
+                durable_fsync: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(pragma(&durable, "synchronous"), "2", "FULL when asked for");
+    }
+
+    #[test]
+    fn migrations_are_idempotent_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.db");
+        drop(SqliteStorage::open(&path).unwrap());
+        let first = applied_versions(&path);
+        let expected: Vec<i64> = (1..=MIGRATIONS.len() as i64).collect();
+        assert_eq!(
+            first.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+            expected,
+            "every migration is recorded once"
+        );
+        drop(SqliteStorage::open(&path).unwrap());
+        drop(SqliteStorage::open(&path).unwrap());
+        assert_eq!(
+            applied_versions(&path),
+            first,
+            "reopening applies nothing again"
+        );
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.db");
+        drop(SqliteStorage::open(&path).unwrap());
+        let newer = MIGRATIONS.len() + 1;
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 0)",
+                [newer],
+            )
+            .unwrap();
+        let error = SqliteStorage::open(&path).unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, StorageError::Schema(_)), "{error:?}");
+        assert!(
+            text.contains(&format!("schema version {newer}"))
+                && text.contains(&format!("up to {}", MIGRATIONS.len())),
+            "the error names both versions: {text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.db");
+        {
+            let storage = SqliteStorage::open(&path).unwrap();
+            let out = storage
+                .commit(&owner(), batch(&[message("1"), message("2")], Some("c-2")))
+                .await
+                .unwrap();
+            assert_eq!(out.inserted, 2);
+            storage
+                .state_store()
+                .set(&owner(), "token_expiry", b"1736157600")
+                .unwrap();
+        }
+        let storage = SqliteStorage::open(&path).unwrap();
+        let messages = storage.messages("acme", 0).await.unwrap();
+        assert_eq!(messages.len(), 2, "messages survive");
+        assert_eq!(messages[0].message, message("1"));
+        assert_eq!(
+            storage.cursor(&owner()).await.unwrap().as_deref(),
+            Some("c-2")
+        );
+        assert_eq!(
+            storage.cases(&CaseFilter::default()).await.unwrap().len(),
+            1
+        );
+        assert_eq!(
+            storage
+                .state_store()
+                .get(&owner(), "token_expiry")
+                .unwrap()
+                .as_deref(),
+            Some(&b"1736157600"[..]),
+            "connector state survives"
+        );
+        let out = storage
+            .commit(&owner(), batch(&[message("2")], None))
+            .await
+            .unwrap();
+        assert_eq!(out.duplicates, 1, "deduplication spans restarts");
+    }
+
+    /// A failure after the messages and cases were written (at the cursor,
+    /// the last step) still leaves nothing of the batch behind.
+    #[tokio::test]
+    async fn a_failure_at_the_cursor_rolls_back_the_messages() {
+        let storage = SqliteStorage::in_memory().unwrap();
+        storage
+            .commit(&owner(), batch(&[message("1")], Some("c-1")))
+            .await
+            .unwrap();
+        lock(&storage.conn)
+            .execute_batch(
+                "CREATE TEMP TRIGGER fail_cursor BEFORE UPDATE ON main.cursors
+                 BEGIN SELECT RAISE(ABORT, 'injected cursor failure'); END",
+            )
+            .unwrap();
+        let mut other_thread = message("3");
+        other_thread.thread_id = "thread-2".to_string();
+        let error = storage
+            .commit(&owner(), batch(&[message("2"), other_thread], Some("c-2")))
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("injected cursor failure")
+                && error.to_string().contains("acme/twitter"),
+            "the error says what failed and for whom: {error}"
+        );
+        let messages = storage.messages("acme", 0).await.unwrap();
+        assert_eq!(messages.len(), 1, "the batch's messages were rolled back");
+        let cases = storage.cases(&CaseFilter::default()).await.unwrap();
+        assert_eq!(cases.len(), 1, "the batch's new case was rolled back");
+        assert_eq!(cases[0].message_count, 1, "the case update was rolled back");
+        assert_eq!(
+            storage.cursor(&owner()).await.unwrap().as_deref(),
+            Some("c-1")
+        );
+
+        lock(&storage.conn)
+            .execute_batch("DROP TRIGGER fail_cursor")
+            .unwrap();
+        let out = storage
+            .commit(&owner(), batch(&[message("2")], Some("c-2")))
+            .await
+            .unwrap();
+        assert_eq!(
+            out.inserted, 1,
+            "the connection is usable after the rollback"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_external_id_is_refused_with_context() {
+        let storage = SqliteStorage::in_memory().unwrap();
+        let error = storage
+            .commit(&owner(), batch(&[message("1"), message("")], None))
+            .await
+            .unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("(2 of 2)") && text.contains("acme/twitter"),
+            "the error names the message and the connector: {text}"
+        );
+    }
+
+    #[test]
+    fn enum_columns_use_the_json_names() {
+        use MessageKind::*;
+        for kind in [Mention, Comment, Reply, DirectMessage, Post, Email, Review] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind_name(kind));
+        }
+        for direction in [Direction::Inbound, Direction::Outbound] {
+            assert_eq!(
+                serde_json::to_value(direction).unwrap(),
+                direction_name(direction)
+            );
+        }
+    }
+}

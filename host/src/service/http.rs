@@ -1,0 +1,201 @@
+//! The HTTP server: webhook ingress, health and metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+
+use super::Shared;
+use super::metrics::Metrics;
+use crate::model::{ConnectorError, WebhookRequest};
+use crate::runtime::PluginError;
+
+pub fn router(shared: Arc<Shared>, max_body: usize) -> Router {
+    Router::new()
+        .route("/webhooks/{brand}/{connector}", any(webhook))
+        .route("/webhooks/{brand}/{connector}/{*rest}", any(webhook_sub))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(shared)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        shared.metrics.render(),
+    )
+}
+
+fn plain(status: StatusCode, text: String) -> Response {
+    (
+        status,
+        [("content-type", "text/plain; charset=utf-8")],
+        text + "\n",
+    )
+        .into_response()
+}
+
+async fn webhook_sub(
+    state: State<Arc<Shared>>,
+    Path((brand, connector, rest)): Path<(String, String, String)>,
+    method: Method,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(state, brand, connector, rest, method, query, headers, body).await
+}
+
+async fn webhook(
+    state: State<Arc<Shared>>,
+    Path((brand, connector)): Path<(String, String)>,
+    method: Method,
+    query: RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(
+        state,
+        brand,
+        connector,
+        String::new(),
+        method,
+        query,
+        headers,
+        body,
+    )
+    .await
+}
+
+/// Runs the connector's `handle-webhook`, commits what it returned, and only
+/// then answers with the plugin's response. If the plugin fails or the
+/// commit fails, the caller gets a 5xx (or 400 for a payload the plugin
+/// calls invalid) and nothing is stored, so the channel's retry is safe.
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    brand: String,
+    connector: String,
+    path: String,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(handle) = shared
+        .connectors
+        .get(&(brand.clone(), connector.clone()))
+        .cloned()
+    else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            format!("no connector {connector:?} for brand {brand:?}"),
+        );
+    };
+    let request = WebhookRequest {
+        method: method.as_str().to_string(),
+        path,
+        query: url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+    };
+    let started = Instant::now();
+    let result = handle.instance.lock().await.handle_webhook(request).await;
+    shared
+        .metrics
+        .observe_call(&handle.id, "handle-webhook", started.elapsed());
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            shared.call_failed(&handle.id, &error);
+            return error_response(&error);
+        }
+    };
+    shared
+        .metrics
+        .webhooks
+        .get_or_create(&Metrics::labels(&handle.id))
+        .inc();
+    if (!outcome.messages.is_empty() || !outcome.updates.is_empty())
+        && shared
+            .ingest(&handle, &outcome.messages, &outcome.updates, None)
+            .await
+            .is_err()
+    {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "could not store the delivery; retry later".into(),
+        );
+    }
+    shared.metrics.success(&handle.id);
+    let response = outcome.response;
+    let mut builder =
+        Response::builder().status(StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK));
+    for (name, value) in &response.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
+            builder = builder.header(name, value);
+        }
+    }
+    builder
+        .body(axum::body::Body::from(response.body))
+        .unwrap_or_else(|_| {
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "bad response from plugin".into(),
+            )
+        })
+}
+
+fn error_response(error: &PluginError) -> Response {
+    match error {
+        PluginError::Connector(ConnectorError::InvalidInput { detail }) => plain(
+            StatusCode::BAD_REQUEST,
+            format!("invalid payload: {detail}"),
+        ),
+        PluginError::Connector(ConnectorError::Unsupported { .. }) => plain(
+            StatusCode::NOT_FOUND,
+            "this connector does not accept webhooks".into(),
+        ),
+        PluginError::Connector(ConnectorError::RateLimited { retry_after_ms, .. }) => {
+            let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, "busy; retry later".into());
+            let secs = retry_after_ms.div_ceil(1000).max(1).to_string();
+            if let Ok(v) = HeaderValue::from_str(&secs) {
+                r.headers_mut().insert("retry-after", v);
+            }
+            r
+        }
+        PluginError::Connector(ConnectorError::Transient { .. }) => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporary failure; retry later".into(),
+        ),
+        // Traps, guards and the plugin's own permanent errors: the delivery
+        // is not stored; the details are in the host's log, not in the reply.
+        _ => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the connector failed to handle this delivery".into(),
+        ),
+    }
+}

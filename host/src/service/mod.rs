@@ -1,0 +1,323 @@
+//! The host service an operator runs: connectors polled on schedule or fed
+//! by webhooks, every message committed to the care queue exactly once.
+//!
+//! ```text
+//! ServiceSpec ──start──> per connector: ConnectorHandle (plugin instance behind a mutex)
+//!                           ├── scheduler task: poll → commit(batch + cursor) → sleep
+//!                           └── HTTP: /webhooks/{brand}/{connector} → handle-webhook → commit → response
+//!                        /healthz, /metrics
+//! ```
+//! One call at a time per connector (the instance's mutex); connectors run
+//! independently, so one failing or slow connector never holds up another.
+
+pub mod http;
+pub mod metrics;
+pub mod scheduler;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, watch};
+
+use crate::capabilities::{AllowList, ConnectorId, Grants, IoLimits, Secret};
+use crate::model::{Message, MessageUpdate};
+use crate::queue::{CommitOutcome, IngestBatch, Storage, StorageError};
+use crate::runtime::{CallLimits, ConnectorInstance, PluginError, Runtime, SetupError};
+use metrics::Metrics;
+
+/// Everything needed to run one connector.
+#[derive(Debug, Clone)]
+pub struct ConnectorSpec {
+    pub id: ConnectorId,
+    pub plugin: PathBuf,
+    pub poll_interval: Duration,
+    pub allow_list: AllowList,
+    pub limits: CallLimits,
+    pub settings: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, Secret>,
+}
+
+/// Everything needed to run the service.
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    pub listen: SocketAddr,
+    /// Time in-flight calls get to finish after SIGINT/SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Largest webhook body accepted (413 beyond).
+    pub max_webhook_body: usize,
+    pub connectors: Vec<ConnectorSpec>,
+}
+
+/// Turns a loaded configuration into what the service runs: the enabled
+/// connectors, their secrets resolved.
+pub fn spec_from_config(config: &crate::config::Config) -> Result<ServiceSpec, ServiceError> {
+    let mut connectors = Vec::new();
+    for (brand, connector) in config.connectors() {
+        if !connector.enabled {
+            continue;
+        }
+        let secrets = connector
+            .resolve_secrets()
+            .map_err(|unresolved| ServiceError::Secret {
+                brand: brand.id.clone(),
+                connector: connector.id.clone(),
+                detail: format!("{}: {}", unresolved.name, unresolved.error),
+            })?;
+        connectors.push(ConnectorSpec {
+            id: ConnectorId {
+                brand: brand.id.clone(),
+                connector: connector.id.clone(),
+            },
+            plugin: connector.plugin.clone(),
+            poll_interval: connector.poll_interval,
+            allow_list: connector.allow_hosts.clone(),
+            limits: connector.limits.clone(),
+            settings: connector.settings.clone(),
+            secrets,
+        });
+    }
+    Ok(ServiceSpec {
+        listen: config.host.listen,
+        shutdown_grace: config.host.shutdown_grace,
+        max_webhook_body: DEFAULT_MAX_WEBHOOK_BODY,
+        connectors,
+    })
+}
+
+/// Largest webhook body accepted by default: generous for JSON and e-mail
+/// deliveries, small enough that a flood cannot exhaust memory.
+pub const DEFAULT_MAX_WEBHOOK_BODY: usize = 2 * 1024 * 1024;
+
+/// A running connector: its plugin instance and what the scheduler and the
+/// webhook route need to know about it.
+pub struct ConnectorHandle {
+    pub id: ConnectorId,
+    pub channel: String,
+    pub poll_interval: Duration,
+    pub instance: Mutex<ConnectorInstance>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("brand {brand:?} connector {connector:?}: {source}")]
+    Connector {
+        brand: String,
+        connector: String,
+        #[source]
+        source: Box<SetupError>,
+    },
+    #[error("brand {brand:?} connector {connector:?}: secret {detail}")]
+    Secret {
+        brand: String,
+        connector: String,
+        detail: String,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Shared by the scheduler tasks and the HTTP routes.
+pub struct Shared {
+    pub storage: Arc<dyn Storage>,
+    pub metrics: Metrics,
+    pub connectors: HashMap<(String, String), Arc<ConnectorHandle>>,
+}
+
+impl Shared {
+    /// Commits what a call brought in and counts it.
+    pub async fn ingest(
+        &self,
+        handle: &ConnectorHandle,
+        messages: &[Message],
+        updates: &[MessageUpdate],
+        next_cursor: Option<&str>,
+    ) -> Result<CommitOutcome, StorageError> {
+        let batch = IngestBatch {
+            channel: &handle.channel,
+            messages,
+            updates,
+            next_cursor,
+        };
+        let outcome = self.storage.commit(&handle.id, batch).await;
+        let labels = Metrics::labels(&handle.id);
+        match &outcome {
+            Ok(o) => {
+                self.metrics
+                    .messages_ingested
+                    .get_or_create(&labels)
+                    .inc_by(o.inserted as u64);
+                self.metrics
+                    .duplicates_dropped
+                    .get_or_create(&labels)
+                    .inc_by(o.duplicates as u64);
+            }
+            Err(e) => {
+                self.metrics.error(&handle.id, "storage");
+                tracing::error!(brand = %handle.id.brand, connector = %handle.id.connector, "commit failed, nothing stored: {e}");
+            }
+        }
+        outcome
+    }
+
+    /// Records a failed plugin call.
+    pub fn call_failed(&self, id: &ConnectorId, error: &PluginError) {
+        self.metrics.error(id, error.kind());
+        if error.poisons_instance() {
+            self.metrics.traps.get_or_create(&Metrics::labels(id)).inc();
+        }
+    }
+}
+
+/// Builds every connector (loading and checking its plugin).
+pub async fn build_connectors(
+    runtime: &Runtime,
+    storage: &Arc<dyn Storage>,
+    specs: &[ConnectorSpec],
+) -> Result<HashMap<(String, String), Arc<ConnectorHandle>>, ServiceError> {
+    let mut handles = HashMap::new();
+    for spec in specs {
+        let err = |source: SetupError| ServiceError::Connector {
+            brand: spec.id.brand.clone(),
+            connector: spec.id.connector.clone(),
+            source: Box::new(source),
+        };
+        let plugin = runtime
+            .load_file(&spec.plugin)
+            .await
+            .map_err(|e| err(e.into()))?;
+        let info = runtime
+            .describe(plugin.clone())
+            .await
+            .map_err(|e| err(e.into()))?;
+        let grants = Grants::new(
+            spec.id.clone(),
+            spec.settings.clone(),
+            spec.secrets.clone(),
+            spec.allow_list.clone(),
+            IoLimits::default(),
+            storage.state_store(),
+        );
+        let instance = runtime
+            .configured_connector(plugin, grants, spec.limits.clone())
+            .await
+            .map_err(err)?;
+        handles.insert(
+            (spec.id.brand.clone(), spec.id.connector.clone()),
+            Arc::new(ConnectorHandle {
+                id: spec.id.clone(),
+                channel: info.channel,
+                poll_interval: spec.poll_interval,
+                instance: Mutex::new(instance),
+            }),
+        );
+    }
+    Ok(handles)
+}
+
+/// A started service.
+pub struct RunningService {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    grace: Duration,
+}
+
+impl RunningService {
+    /// Starts the scheduler tasks and the HTTP server.
+    pub async fn start(
+        spec: &ServiceSpec,
+        runtime: &Runtime,
+        storage: Arc<dyn Storage>,
+    ) -> Result<RunningService, ServiceError> {
+        let connectors = build_connectors(runtime, &storage, &spec.connectors).await?;
+        let shared = Arc::new(Shared {
+            storage,
+            metrics: Metrics::new(),
+            connectors,
+        });
+        let (shutdown, watch_rx) = watch::channel(false);
+        let listener = tokio::net::TcpListener::bind(spec.listen)
+            .await
+            .map_err(|source| ServiceError::Listen {
+                addr: spec.listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServiceError::Listen {
+                addr: spec.listen,
+                source,
+            })?;
+        let mut tasks = Vec::new();
+        for handle in shared.connectors.values() {
+            shared.metrics.set_healthy(&handle.id, true);
+            tasks.push(tokio::spawn(scheduler::run(
+                shared.clone(),
+                handle.clone(),
+                watch_rx.clone(),
+            )));
+        }
+        let router = http::router(shared.clone(), spec.max_webhook_body);
+        let mut server_rx = watch_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let stop = async move {
+                let _ = server_rx.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!("http server failed: {e}");
+            }
+        }));
+        tracing::info!(%addr, connectors = shared.connectors.len(), "webcare is running");
+        Ok(RunningService {
+            addr,
+            shared,
+            shutdown,
+            tasks,
+            grace: spec.shutdown_grace,
+        })
+    }
+
+    /// Stops polling, lets in-flight calls and commits finish (up to the
+    /// grace period), and returns whether everything stopped in time.
+    pub async fn stop(self) -> bool {
+        let _ = self.shutdown.send(true);
+        let deadline = Instant::now() + self.grace;
+        let mut clean = true;
+        for task in self.tasks {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, task).await.is_err() {
+                clean = false;
+            }
+        }
+        clean
+    }
+}
+
+/// Resolves when the process gets SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("cannot install the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

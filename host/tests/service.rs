@@ -1,0 +1,421 @@
+//! `webcare run` as a child process: two brands, real plugins, fake channel
+//! APIs on loopback, the SQLite queue read back through the library.
+
+#[allow(dead_code)]
+#[path = "../../tests/src/fake_api.rs"]
+mod fake_api;
+#[allow(dead_code)]
+#[path = "../../tests/src/plugins.rs"]
+mod plugins;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use fake_api::FakeApi;
+use plugins::plugin_path;
+use serde_json::{Value, json};
+use webcare::queue::sqlite::SqliteStorage;
+use webcare::queue::{CaseFilter, Storage};
+
+/// A feed of `total` items for `brand`, behind `token`, paged by `limit`.
+#[derive(Clone)]
+struct Backlog {
+    brand: &'static str,
+    token: &'static str,
+    total: usize,
+    served: Arc<AtomicUsize>,
+}
+
+async fn backlog_page(
+    State(b): State<Backlog>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {}", b.token))
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "bad token"})),
+        )
+            .into_response();
+    }
+    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(50);
+    let start: usize = q
+        .get("after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+        .min(b.total);
+    let end = (start + limit).min(b.total);
+    let data: Vec<Value> = (start..end)
+        .map(|i| {
+            json!({
+                "id": format!("{}-{i}", b.brand),
+                "conversation_id": format!("{}-thread-{}", b.brand, i / 3),
+                "type": "mention", "to_brand": true,
+                "author": {"id": format!("u{i}"), "username": format!("klant{i}")},
+                "text": format!("bericht {i} voor {} ✅", b.brand),
+                "created_at": "2026-11-24T08:00:00Z"
+            })
+        })
+        .collect();
+    b.served.fetch_add(data.len(), Ordering::SeqCst);
+    Json(json!({"data": data, "next": end.to_string(), "has_more": end < b.total})).into_response()
+}
+
+async fn backlog_api(
+    brand: &'static str,
+    token: &'static str,
+    total: usize,
+) -> (FakeApi, Arc<AtomicUsize>) {
+    let served = Arc::new(AtomicUsize::new(0));
+    let state = Backlog {
+        brand,
+        token,
+        total,
+        served: served.clone(),
+    };
+    let api = FakeApi::start(
+        Router::new()
+            .route("/v1/messages", get(backlog_page))
+            .with_state(state),
+    )
+    .await;
+    (api, served)
+}
+
+struct Brand<'a> {
+    id: &'a str,
+    api: &'a FakeApi,
+    token: &'a str,
+    plugin: PathBuf,
+    extra: &'a str,
+}
+
+/// Writes a config for `brands` into `dir`; secrets go to files.
+fn write_config(dir: &Path, listen: &str, brands: &[Brand]) -> PathBuf {
+    let mut toml =
+        format!("[host]\ndata_dir = \"data\"\nlisten = \"{listen}\"\nshutdown_grace = \"5s\"\n\n");
+    for b in brands {
+        let secret = dir.join(format!("{}.token", b.id));
+        std::fs::write(&secret, b.token).unwrap();
+        toml.push_str(&format!(
+            "[[brand]]\nid = \"{id}\"\nname = \"{id}\"\ntime_zone = \"Europe/Amsterdam\"\nworking_hours = \"mon-fri 09:00-17:00\"\nfirst_response_target = \"1h\"\n\n\
+             [[brand.connector]]\nid = \"feed\"\nplugin = \"{plugin}\"\npoll_interval = \"1s\"\nallow_hosts = [\"{allow}\"]\n{extra}\n\
+             [brand.connector.settings]\nbase_url = \"{base}\"\nbrand_handle = \"{id}_care\"\npage_size = 50\n\n\
+             [brand.connector.secrets]\napi_token = {{ file = \"{secret}\" }}\n\n",
+            id = b.id,
+            plugin = b.plugin.display(),
+            allow = b.api.allow_entry(),
+            base = b.api.base_url(),
+            secret = secret.display(),
+            extra = b.extra,
+        ));
+    }
+    let path = dir.join("webcare.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_run(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_webcare"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn webcare run")
+}
+
+async fn message_count(db: &Path, brand: &str) -> usize {
+    if !db.exists() {
+        return 0;
+    }
+    match SqliteStorage::open(db) {
+        Ok(s) => s.messages(brand, 0).await.map(|m| m.len()).unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !done().await {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "webcare did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_brands_land_in_the_queue_isolated_and_stop_cleanly() {
+    let (api_a, _) = backlog_api("acme", "token-acme-111", 120).await;
+    let (api_b, _) = backlog_api("globex", "token-globex-222", 45).await;
+    let dir = tempfile::tempdir().unwrap();
+    let template = plugin_path("template_connector");
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &[
+            Brand {
+                id: "acme",
+                api: &api_a,
+                token: "token-acme-111",
+                plugin: template.clone(),
+                extra: "",
+            },
+            Brand {
+                id: "globex",
+                api: &api_b,
+                token: "token-globex-222",
+                plugin: template,
+                extra: "",
+            },
+        ],
+    );
+    let db = dir.path().join("data").join("webcare.db");
+    let mut child = spawn_run(&config);
+    wait_for("both backlogs", Duration::from_secs(60), async || {
+        message_count(&db, "acme").await == 120 && message_count(&db, "globex").await == 45
+    })
+    .await;
+
+    let storage = SqliteStorage::open(&db).unwrap();
+    let acme = storage.messages("acme", 0).await.unwrap();
+    assert!(
+        acme.iter()
+            .all(|m| m.brand == "acme" && m.message.external_id.starts_with("acme-"))
+    );
+    let ids: BTreeSet<_> = acme.iter().map(|m| m.message.external_id.clone()).collect();
+    assert_eq!(ids.len(), 120, "every message exactly once");
+    let globex_cases = storage
+        .cases(&CaseFilter {
+            brand: Some("globex".into()),
+            ..CaseFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(globex_cases.len(), 15, "45 messages in threads of 3");
+    assert!(
+        globex_cases.iter().all(|c| c.brand == "globex"),
+        "nothing of acme under globex"
+    );
+    assert_eq!(acme[0].message.text, "bericht 0 voor acme ✅");
+
+    // Health and metrics answer while running.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("webcare_messages_ingested_total{brand=\"acme\",connector=\"feed\"} 120"),
+        "{metrics}"
+    );
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    let status = terminate(&mut child);
+    assert!(status.success(), "SIGTERM should exit 0, got {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_ingest_then_restart_loses_and_duplicates_nothing() {
+    const TOTAL: usize = 6_000;
+    let (api, served) = backlog_api("acme", "token-acme-111", TOTAL).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!("127.0.0.1:{}", free_port()),
+        &[Brand {
+            id: "acme",
+            api: &api,
+            token: "token-acme-111",
+            plugin: plugin_path("template_connector"),
+            extra: "",
+        }],
+    );
+    let db = dir.path().join("data").join("webcare.db");
+    let mut child = spawn_run(&config);
+    wait_for(
+        "ingest to be under way",
+        Duration::from_secs(60),
+        async || {
+            let n = message_count(&db, "acme").await;
+            (300..TOTAL).contains(&n)
+        },
+    )
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let after_kill = message_count(&db, "acme").await;
+    assert!(
+        after_kill < TOTAL,
+        "the kill happened mid-ingest ({after_kill})"
+    );
+
+    let mut child = spawn_run(&config);
+    wait_for(
+        "the rest of the backlog",
+        Duration::from_secs(120),
+        async || message_count(&db, "acme").await >= TOTAL,
+    )
+    .await;
+    // Give it a moment to (wrongly) add anything more.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let storage = SqliteStorage::open(&db).unwrap();
+    let messages = storage.messages("acme", 0).await.unwrap();
+    let ids: BTreeSet<_> = messages
+        .iter()
+        .map(|m| m.message.external_id.clone())
+        .collect();
+    assert_eq!(messages.len(), TOTAL, "exactly once");
+    assert_eq!(ids.len(), TOTAL);
+    assert!(served.load(Ordering::SeqCst) >= TOTAL);
+    assert!(terminate(&mut child).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_land_and_failures_leave_the_queue_unchanged() {
+    let (api, _) = backlog_api("acme", "token-acme-111", 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // The hostile plugin panics in handle-webhook; the template takes pushes.
+    let hostile = plugin_path("hostile_plugin");
+    let mut toml_dir_config = write_config(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &[Brand {
+            id: "acme",
+            api: &api,
+            token: "token-acme-111",
+            plugin: plugin_path("template_connector"),
+            extra: "",
+        }],
+    );
+    let mut text = std::fs::read_to_string(&toml_dir_config).unwrap();
+    text.push_str(&format!(
+        "[[brand]]\nid = \"chaos\"\nname = \"Chaos\"\ntime_zone = \"UTC\"\nworking_hours = \"mon-sun 00:00-24:00\"\nfirst_response_target = \"1h\"\n\n\
+         [[brand.connector]]\nid = \"hostile\"\nplugin = \"{}\"\npoll_interval = \"1h\"\n\n[brand.connector.settings]\nmode = \"panic\"\n",
+        hostile.display()
+    ));
+    toml_dir_config = dir.path().join("with-chaos.toml");
+    std::fs::write(&toml_dir_config, text).unwrap();
+    let db = dir.path().join("data").join("webcare.db");
+    let mut child = spawn_run(&toml_dir_config);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for("the server", Duration::from_secs(60), async || {
+        reqwest::get(format!("{base}/healthz")).await.is_ok()
+    })
+    .await;
+    let client = reqwest::Client::new();
+
+    let push = json!({"data": [{"id": "w1", "type": "mention", "to_brand": true, "author": {"id": "u1", "username": "anna"},
+                                "text": "webhook 👋", "created_at": "2026-11-24T09:00:00Z"}]});
+    let r = client
+        .post(format!("{base}/webhooks/acme/feed"))
+        .json(&push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(message_count(&db, "acme").await, 1);
+    // The same delivery again (channels retry): still one message.
+    let r = client
+        .post(format!("{base}/webhooks/acme/feed"))
+        .json(&push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(message_count(&db, "acme").await, 1);
+
+    let r = client
+        .post(format!("{base}/webhooks/acme/nope"))
+        .json(&push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let big = vec![b'x'; 3 * 1024 * 1024];
+    let r = client
+        .post(format!("{base}/webhooks/acme/feed"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = client
+        .post(format!("{base}/webhooks/acme/feed"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = client
+        .post(format!("{base}/webhooks/chaos/hostile"))
+        .json(&push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(message_count(&db, "acme").await, 1);
+    assert_eq!(message_count(&db, "chaos").await, 0);
+    assert!(terminate(&mut child).success());
+}
+
+#[test]
+fn check_names_the_broken_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[host]\nlisten = \"127.0.0.1:0\"\n\n[[brand]]\nid = \"acme\"\nname = \"ACME\"\ntime_zone = \"UTC\"\nworking_hours = \"mon-fri 09:00-17:00\"\nfirst_response_target = \"1h\"\n\n[[brand.connector]]\nid = \"feed\"\nplugin = \"missing.wasm\"\npol_interval = \"60s\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_webcare"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pol_interval"), "{err}");
+}
