@@ -13,6 +13,9 @@ use crate::runtime::PluginError;
 
 /// Longest wait between attempts of a failing connector.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+/// A connector whose next poll is at least this far away gives up its warm
+/// instance (re-instantiating costs ~10 µs; a slot costs memory).
+pub const RELEASE_WHEN_IDLE: Duration = Duration::from_secs(5);
 /// Consecutive failures after which a connector is reported unhealthy.
 pub const UNHEALTHY_AFTER: u32 = 3;
 
@@ -55,6 +58,11 @@ pub async fn run(
             break;
         }
         wait = poll_once(&shared, &handle, &mut cursor, &mut failures).await;
+        if wait >= RELEASE_WHEN_IDLE {
+            // An idle connector holds no instance slot: with hundreds of
+            // connectors polling every minute, only the busy ones stay warm.
+            handle.instance.lock().await.release();
+        }
     }
     tracing::debug!(brand = %id.brand, connector = %id.connector, "scheduler stopped");
 }
