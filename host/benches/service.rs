@@ -64,10 +64,22 @@ async fn feed(pages: usize, page: usize) -> FakeApi {
         let body = s.0.get(after / s.2).cloned().unwrap_or_else(|| s.1.clone());
         ([("content-type", "application/json")], body)
     }
-    FakeApi::start(Router::new().route("/v1/messages", get(serve)).with_state(state)).await
+    FakeApi::start(
+        Router::new()
+            .route("/v1/messages", get(serve))
+            .with_state(state),
+    )
+    .await
 }
 
-fn connector(brand: &str, id: &str, plugin: &Path, api: &FakeApi, interval: Duration, page: usize) -> ConnectorSpec {
+fn connector(
+    brand: &str,
+    id: &str,
+    plugin: &Path,
+    api: &FakeApi,
+    interval: Duration,
+    page: usize,
+) -> ConnectorSpec {
     ConnectorSpec {
         id: ConnectorId {
             brand: brand.into(),
@@ -91,7 +103,8 @@ async fn ingest(plugin: &Path) {
     const PAGES: usize = 100;
     let api = feed(PAGES, PAGE).await;
     let dir = tempfile::tempdir().unwrap();
-    let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(&dir.path().join("q.db")).unwrap());
+    let storage: Arc<dyn Storage> =
+        Arc::new(SqliteStorage::open(&dir.path().join("q.db")).unwrap());
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(plugins::workspace_root().join("target/test-component-cache")),
         ..RuntimeConfig::default()
@@ -101,10 +114,19 @@ async fn ingest(plugin: &Path) {
         listen: "127.0.0.1:0".parse().unwrap(),
         shutdown_grace: Duration::from_secs(5),
         max_webhook_body: 1 << 20,
-        connectors: vec![connector("acme", "feed", plugin, &api, Duration::from_secs(3600), PAGE)],
+        connectors: vec![connector(
+            "acme",
+            "feed",
+            plugin,
+            &api,
+            Duration::from_secs(3600),
+            PAGE,
+        )],
     };
     let start = Instant::now();
-    let service = RunningService::start(&spec, &runtime, storage.clone()).await.unwrap();
+    let service = RunningService::start(&spec, &runtime, storage.clone())
+        .await
+        .unwrap();
     let total = (PAGE * PAGES) as u64;
     // The cursor is committed with the last page: a one-row read, so the
     // measuring does not compete with the ingest for the database.
@@ -117,7 +139,13 @@ async fn ingest(plugin: &Path) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let took = start.elapsed();
-    let landed: u64 = storage.counts().await.unwrap().iter().map(|c| c.messages).sum();
+    let landed: u64 = storage
+        .counts()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.messages)
+        .sum();
     assert_eq!(landed, total, "every message landed once");
     service.stop().await;
     println!(
@@ -127,7 +155,14 @@ async fn ingest(plugin: &Path) {
     );
 }
 
-fn write_config(dir: &Path, plugin: &Path, api: &FakeApi, brands: usize, per_brand: usize, interval: &str) -> PathBuf {
+fn write_config(
+    dir: &Path,
+    plugin: &Path,
+    api: &FakeApi,
+    brands: usize,
+    per_brand: usize,
+    interval: &str,
+) -> PathBuf {
     std::fs::write(dir.join("token"), TOKEN).unwrap();
     // One component cache for every round: the figure is "from the cache".
     let cache = plugins::workspace_root().join("target/bench-component-cache");
@@ -154,7 +189,9 @@ fn write_config(dir: &Path, plugin: &Path, api: &FakeApi, brands: usize, per_bra
 }
 
 fn spawn(config: &Path, listen_port: u16) -> Child {
-    let text = std::fs::read_to_string(config).unwrap().replace("127.0.0.1:0", &format!("127.0.0.1:{listen_port}"));
+    let text = std::fs::read_to_string(config)
+        .unwrap()
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{listen_port}"));
     std::fs::write(config, text).unwrap();
     Command::new(env!("CARGO_BIN_EXE_webcare"))
         .args(["run", "--config"])
@@ -167,18 +204,32 @@ fn spawn(config: &Path, listen_port: u16) -> Child {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Connectors that completed at least one poll, per `/metrics`.
 async fn polled(client: &reqwest::Client, port: u16) -> usize {
-    let Ok(r) = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await else {
+    let Ok(r) = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+    else {
         return 0;
     };
     let text = r.text().await.unwrap_or_default();
     text.lines()
         .filter(|l| l.starts_with("webcare_polls_total{"))
-        .filter(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) >= 1.0)
+        .filter(|l| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                >= 1.0
+        })
         .count()
 }
 
@@ -220,12 +271,19 @@ async fn memory(plugin: &Path) {
     let mut child = spawn(&config, port);
     let start = Instant::now();
     while polled(&client, port).await < 1000 {
-        assert!(start.elapsed() < Duration::from_secs(300), "1 000 connectors did not all poll");
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "1 000 connectors did not all poll"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    let rss = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("VmRSS: ?").to_string();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap_or("VmRSS: ?")
+        .to_string();
     child.kill().unwrap();
     child.wait().unwrap();
     println!("memory: 1 000 enabled idle connectors (250 brands × 4), all polled once: {rss}");
@@ -233,10 +291,25 @@ async fn memory(plugin: &Path) {
 
 fn main() {
     let plugin = plugins::plugin_path("template_connector");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // `cargo bench -p webcare --bench service -- ingest` runs one part.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     rt.block_on(async {
-        ingest(&plugin).await;
-        startup(&plugin).await;
-        memory(&plugin).await;
+        if wanted("ingest") {
+            ingest(&plugin).await;
+        }
+        if wanted("startup") {
+            startup(&plugin).await;
+        }
+        if wanted("memory") {
+            memory(&plugin).await;
+        }
     });
 }

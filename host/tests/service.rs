@@ -419,3 +419,85 @@ fn check_names_the_broken_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("pol_interval"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_connector_is_unhealthy_and_the_others_carry_on() {
+    let (good_api, _) = backlog_api("acme", "token-acme-111", 30).await;
+    let (bad_api, _) = backlog_api("globex", "token-globex-222", 30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let template = plugin_path("template_connector");
+    let config = write_config(
+        dir.path(),
+        &format!("127.0.0.1:{port}"),
+        &[
+            Brand {
+                id: "acme",
+                api: &good_api,
+                token: "token-acme-111",
+                plugin: template.clone(),
+                extra: "",
+            },
+            // Revoked credentials: the API answers 401.
+            Brand {
+                id: "globex",
+                api: &bad_api,
+                token: "revoked-token-999",
+                plugin: template,
+                extra: "",
+            },
+        ],
+    );
+    let db = dir.path().join("data").join("webcare.db");
+    let mut child = spawn_run(&config);
+    wait_for("the healthy brand", Duration::from_secs(60), async || {
+        message_count(&db, "acme").await == 30
+    })
+    .await;
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    wait_for("the unhealthy mark", Duration::from_secs(30), async || {
+        let text = reqwest::get(&metrics_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.contains("webcare_connector_healthy{brand=\"globex\",connector=\"feed\"} 0")
+            && text.contains(
+                "webcare_errors_total{brand=\"globex\",connector=\"feed\",kind=\"unauthorized\"} 1",
+            )
+            && text.contains("webcare_connector_healthy{brand=\"acme\",connector=\"feed\"} 1")
+    })
+    .await;
+    assert_eq!(message_count(&db, "globex").await, 0);
+
+    // `webcare queue list` shows only the asked brand, as a table or JSON lines.
+    let out = Command::new(env!("CARGO_BIN_EXE_webcare"))
+        .args(["queue", "list", "--brand", "acme", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 10, "30 messages in threads of 3");
+    assert!(
+        lines
+            .iter()
+            .all(|c| c["brand"] == "acme" && c["status"] == "new")
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_webcare"))
+        .args(["queue", "list", "--status", "open", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(no cases)"));
+    assert!(terminate(&mut child).success());
+}
