@@ -346,56 +346,36 @@ async fn webhooks_land_and_failures_leave_the_queue_unchanged() {
     })
     .await;
     let client = reqwest::Client::new();
+    let post = async |path: &str, body: Vec<u8>| {
+        client
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
 
-    let push = json!({"data": [{"id": "w1", "type": "mention", "to_brand": true, "author": {"id": "u1", "username": "anna"},
-                                "text": "webhook 👋", "created_at": "2026-11-24T09:00:00Z"}]});
-    let r = client
-        .post(format!("{base}/webhooks/acme/feed"))
-        .json(&push)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let push = serde_json::to_vec(&json!({"data": [{"id": "w1", "type": "mention", "to_brand": true,
+        "author": {"id": "u1", "username": "anna"}, "text": "webhook 👋", "created_at": "2026-11-24T09:00:00Z"}]}))
+    .unwrap();
+    assert_eq!(post("/webhooks/acme/feed", push.clone()).await, 200);
     assert_eq!(message_count(&db, "acme").await, 1);
     // The same delivery again (channels retry): still one message.
-    let r = client
-        .post(format!("{base}/webhooks/acme/feed"))
-        .json(&push)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(post("/webhooks/acme/feed", push.clone()).await, 200);
     assert_eq!(message_count(&db, "acme").await, 1);
 
-    let r = client
-        .post(format!("{base}/webhooks/acme/nope"))
-        .json(&push)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    let big = vec![b'x'; 3 * 1024 * 1024];
-    let r = client
-        .post(format!("{base}/webhooks/acme/feed"))
-        .body(big)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 413);
-    let r = client
-        .post(format!("{base}/webhooks/acme/feed"))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let r = client
-        .post(format!("{base}/webhooks/chaos/hostile"))
-        .json(&push)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 500);
+    assert_eq!(post("/webhooks/acme/nope", push.clone()).await, 404);
+    assert_eq!(
+        post("/webhooks/acme/feed", vec![b'x'; 3 * 1024 * 1024]).await,
+        413
+    );
+    assert_eq!(
+        post("/webhooks/acme/feed", b"{not json".to_vec()).await,
+        400
+    );
+    assert_eq!(post("/webhooks/chaos/hostile", push).await, 500);
     assert_eq!(message_count(&db, "acme").await, 1);
     assert_eq!(message_count(&db, "chaos").await, 0);
     assert!(terminate(&mut child).success());
