@@ -481,3 +481,27 @@ async fn a_failing_connector_is_unhealthy_and_the_others_carry_on() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("(no cases)"));
     assert!(terminate(&mut child).success());
 }
+
+#[test]
+fn the_example_configs_pass_check() {
+    plugin_path("template_connector"); // builds the plugin the examples name
+    let root = plugins::workspace_root();
+    for example in ["examples/single-brand.toml", "examples/agency.toml"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_webcare"))
+            .args(["check", "--config"])
+            .arg(root.join(example))
+            .env("ACME_FEED_TOKEN", "example-token-acme")
+            .env("INITECH_FEED_TOKEN", "example-token-initech")
+            .env(
+                "WEBCARE_CACHE_DIR",
+                root.join("target/test-component-cache"),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
