@@ -47,10 +47,9 @@ mod tests;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::capabilities::{AllowList, ConnectorId, Grants, IoLimits, Secret, StateStore};
+use crate::capabilities::{AllowList, Secret};
 use crate::runtime::CallLimits;
 
 pub use check::check;
@@ -158,26 +157,6 @@ impl ConnectorConfig {
                     })
             })
             .collect()
-    }
-
-    /// Everything this connector of `brand` is granted, with its secrets
-    /// resolved and state kept in `state`.
-    pub fn grants(
-        &self,
-        brand: &str,
-        state: Arc<dyn StateStore>,
-    ) -> Result<Grants, UnresolvedSecret> {
-        Ok(Grants::new(
-            ConnectorId {
-                brand: brand.to_string(),
-                connector: self.id.clone(),
-            },
-            self.settings.clone(),
-            self.resolve_secrets()?,
-            self.allow_hosts.clone(),
-            IoLimits::default(),
-            state,
-        ))
     }
 }
 
