@@ -149,28 +149,24 @@ fn defaults_without_host_and_storage_tables() {
 }
 
 #[test]
-fn grants_carry_identity_settings_and_resolved_secrets() {
+fn service_spec_carries_identity_settings_and_resolved_secrets() {
     let fx = Fixture::new();
     let toml = format!(
         "{BRAND}{CONNECTOR}[brand.connector.secrets]\napi_token = {{ file = \"secrets/token\" }}\n"
     );
     let config = fx.load(&toml).unwrap();
-    let (brand, connector) = config.connectors().next().unwrap();
-    let grants = connector
-        .grants(
-            &brand.id,
-            std::sync::Arc::new(crate::capabilities::MemoryStateStore::default()),
-        )
-        .unwrap();
-    assert_eq!(grants.id.to_string(), "acme/feed");
-    assert_eq!(grants.secrets["api_token"].expose(), "file-token");
+    let spec = crate::service::spec_from_config(&config).unwrap();
+    let connector = &spec.connectors[0];
+    assert_eq!(connector.id.to_string(), "acme/feed");
+    assert_eq!(connector.secrets["api_token"].expose(), "file-token");
     assert!(
-        grants
+        connector
             .allow_list
             .allows_url(&"https://api.example.com/x".parse().unwrap())
     );
 
     std::fs::remove_file(fx.path("secrets/token")).unwrap();
+    let (_, connector) = config.connectors().next().unwrap();
     let err = connector.resolve_secrets().unwrap_err();
     assert_eq!(err.name, "api_token");
     assert!(err.to_string().contains("cannot read secret file"), "{err}");
