@@ -135,15 +135,41 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn_run(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_webcare"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn webcare run")
+/// A `webcare run` child that is killed when dropped, so a failing test
+/// never leaves a host running (and holding the test's output pipe).
+struct Host(Child);
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Host {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Host {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+fn spawn_run(config: &Path) -> Host {
+    Host(
+        Command::new(env!("CARGO_BIN_EXE_webcare"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn webcare run"),
+    )
 }
 
 async fn message_count(db: &Path, brand: &str) -> usize {

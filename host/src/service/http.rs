@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, HttpBody};
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,24 +15,58 @@ use super::metrics::Metrics;
 use crate::model::{ConnectorError, WebhookRequest};
 use crate::runtime::PluginError;
 
+/// Route state: the shared service and the webhook body cap.
+#[derive(Clone)]
+pub struct Ctx {
+    shared: Arc<Shared>,
+    max_body: usize,
+}
+
 pub fn router(shared: Arc<Shared>, max_body: usize) -> Router {
     Router::new()
         .route("/webhooks/{brand}/{connector}", any(webhook))
         .route("/webhooks/{brand}/{connector}/{*rest}", any(webhook_sub))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(shared)
+        // Webhook bodies are capped by `read_capped`, which also drains.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(Ctx { shared, max_body })
+}
+
+/// How much of an oversized body is read (and discarded) so the sender
+/// gets its 413 instead of a connection reset; beyond this it is cut off.
+const DRAIN_FACTOR: usize = 4;
+
+/// Reads a body of at most `max` bytes. An oversized body is drained up to
+/// `DRAIN_FACTOR × max` and reported as `Err(bytes seen)`: closing a socket
+/// with unread data makes the kernel send a reset, and the client would
+/// never see the 413.
+async fn read_capped(body: Body, max: usize) -> Result<Vec<u8>, usize> {
+    let mut body = std::pin::pin!(body);
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= max {
+                buf.extend_from_slice(&data);
+            } else if seen > max.saturating_mul(DRAIN_FACTOR) {
+                break;
+            }
+        }
+    }
+    if seen > max { Err(seen) } else { Ok(buf) }
 }
 
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-        shared.metrics.render(),
+        ctx.shared.metrics.render(),
     )
 }
 
@@ -46,23 +80,23 @@ fn plain(status: StatusCode, text: String) -> Response {
 }
 
 async fn webhook_sub(
-    state: State<Arc<Shared>>,
+    state: State<Ctx>,
     Path((brand, connector, rest)): Path<(String, String, String)>,
     method: Method,
     query: RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     handle(state, brand, connector, rest, method, query, headers, body).await
 }
 
 async fn webhook(
-    state: State<Arc<Shared>>,
+    state: State<Ctx>,
     Path((brand, connector)): Path<(String, String)>,
     method: Method,
     query: RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     handle(
         state,
@@ -83,15 +117,16 @@ async fn webhook(
 /// calls invalid) and nothing is stored, so the channel's retry is safe.
 #[allow(clippy::too_many_arguments)]
 async fn handle(
-    State(shared): State<Arc<Shared>>,
+    State(ctx): State<Ctx>,
     brand: String,
     connector: String,
     path: String,
     method: Method,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let shared = ctx.shared;
     let Some(handle) = shared
         .connectors
         .get(&(brand.clone(), connector.clone()))
@@ -101,6 +136,18 @@ async fn handle(
             StatusCode::NOT_FOUND,
             format!("no connector {connector:?} for brand {brand:?}"),
         );
+    };
+    let body = match read_capped(body, ctx.max_body).await {
+        Ok(body) => body,
+        Err(seen) => {
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "body of {seen}+ bytes exceeds the limit of {} bytes",
+                    ctx.max_body
+                ),
+            );
+        }
     };
     let request = WebhookRequest {
         method: method.as_str().to_string(),
@@ -117,7 +164,7 @@ async fn handle(
                 )
             })
             .collect(),
-        body: body.to_vec(),
+        body,
     };
     let started = Instant::now();
     let result = handle.instance.lock().await.handle_webhook(request).await;
