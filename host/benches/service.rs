@@ -188,19 +188,31 @@ fn write_config(
     path
 }
 
-fn spawn(config: &Path, listen_port: u16) -> Child {
+/// A `webcare run` child, killed when dropped (also when a bench panics).
+struct Host(Child);
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(config: &Path, listen_port: u16) -> Host {
     let text = std::fs::read_to_string(config)
         .unwrap()
         .replace("127.0.0.1:0", &format!("127.0.0.1:{listen_port}"));
     std::fs::write(config, text).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_webcare"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    Host(
+        Command::new(env!("CARGO_BIN_EXE_webcare"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn free_port() -> u16 {
@@ -242,13 +254,12 @@ async fn startup(plugin: &Path) {
         let config = write_config(dir.path(), plugin, &api, 1, 4, "1h");
         let port = free_port();
         let start = Instant::now();
-        let mut child = spawn(&config, port);
+        let child = spawn(&config, port);
         while polled(&client, port).await < 4 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let took = start.elapsed();
-        child.kill().unwrap();
-        child.wait().unwrap();
+        drop(child);
         if round > 0 {
             samples.push(took); // round 0 fills the component cache
         }
@@ -268,7 +279,7 @@ async fn memory(plugin: &Path) {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), plugin, &api, 250, 4, "1h");
     let port = free_port();
-    let mut child = spawn(&config, port);
+    let child = spawn(&config, port);
     let start = Instant::now();
     while polled(&client, port).await < 1000 {
         assert!(
@@ -278,14 +289,13 @@ async fn memory(plugin: &Path) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.0.id())).unwrap();
     let rss = status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))
         .unwrap_or("VmRSS: ?")
         .to_string();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     println!("memory: 1 000 enabled idle connectors (250 brands × 4), all polled once: {rss}");
 }
 
