@@ -33,6 +33,12 @@ pub fn backoff(interval: Duration, failures: u32) -> Duration {
 }
 
 /// Runs until `stop` turns true; an in-flight poll and its commit finish first.
+///
+/// While a backlog drains (`has-more`), the commit of one page overlaps the
+/// fetch of the next: the plugin and the channel work while SQLite writes.
+/// Commits stay strictly in order, each with its own cursor, and a page
+/// fetched on top of a commit that then fails is dropped and fetched again,
+/// so exactly-once holds as without the overlap.
 pub async fn run(
     shared: Arc<Shared>,
     handle: Arc<ConnectorHandle>,
@@ -40,7 +46,9 @@ pub async fn run(
 ) {
     let id = &handle.id;
     let mut failures = 0u32;
-    let mut cursor = match shared.storage.cursor(id).await {
+    // The cursor of the last commit, and the one the next poll starts from
+    // (ahead of it while a commit is in flight).
+    let mut committed = match shared.storage.cursor(id).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(brand = %id.brand, connector = %id.connector, "cannot read the cursor, connector not started: {e}");
@@ -48,6 +56,8 @@ pub async fn run(
             return;
         }
     };
+    let mut fetch_from = committed.clone();
+    let mut in_flight: Option<(tokio::task::JoinHandle<bool>, Option<String>)> = None;
     let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
@@ -57,63 +67,89 @@ pub async fn run(
         if *stop.borrow() {
             break;
         }
-        wait = poll_once(&shared, &handle, &mut cursor, &mut failures).await;
+        let started = Instant::now();
+        let result = handle
+            .instance
+            .lock()
+            .await
+            .poll(fetch_from.as_deref())
+            .await;
+        shared.metrics.observe_call(id, "poll", started.elapsed());
+        if let Some((commit, after)) = in_flight.take() {
+            if commit.await.unwrap_or(false) {
+                committed = after;
+            } else {
+                // What was just fetched builds on a page that is not stored.
+                fetch_from = committed.clone();
+                wait = failed(&shared, &handle, &mut failures, None);
+                continue;
+            }
+        }
+        wait = match result {
+            Ok(batch) => {
+                shared
+                    .metrics
+                    .polls
+                    .get_or_create(&super::metrics::Metrics::labels(id))
+                    .inc();
+                let after = batch.next_cursor.clone().or_else(|| fetch_from.clone());
+                let retry_after = batch.retry_after_ms.map(Duration::from_millis);
+                if batch.has_more && retry_after.is_none() {
+                    fetch_from = after.clone();
+                    let (shared, handle) = (shared.clone(), handle.clone());
+                    in_flight = Some((
+                        tokio::spawn(async move { commit(&shared, &handle, batch).await }),
+                        after,
+                    ));
+                    failures = 0;
+                    Duration::ZERO
+                } else if commit(&shared, &handle, batch).await {
+                    committed = after;
+                    fetch_from = committed.clone();
+                    failures = 0;
+                    let base = jittered(handle.poll_interval);
+                    retry_after.map_or(base, |r| base.max(r))
+                } else {
+                    fetch_from = committed.clone();
+                    failed(&shared, &handle, &mut failures, None)
+                }
+            }
+            Err(error) => {
+                shared.call_failed(id, &error);
+                fetch_from = committed.clone();
+                failed(&shared, &handle, &mut failures, Some(&error))
+            }
+        };
         if wait >= RELEASE_WHEN_IDLE {
             // An idle connector holds no instance slot: with hundreds of
             // connectors polling every minute, only the busy ones stay warm.
             handle.instance.lock().await.release();
         }
     }
+    if let Some((commit, _)) = in_flight {
+        let _ = commit.await;
+    }
     tracing::debug!(brand = %id.brand, connector = %id.connector, "scheduler stopped");
 }
 
-/// One poll and its commit; returns how long to wait before the next.
-async fn poll_once(
-    shared: &Shared,
-    handle: &ConnectorHandle,
-    cursor: &mut Option<String>,
-    failures: &mut u32,
-) -> Duration {
+/// Commits one batch with its cursor; true when it is stored.
+async fn commit(shared: &Shared, handle: &ConnectorHandle, batch: crate::model::Batch) -> bool {
     let id = &handle.id;
-    let started = Instant::now();
-    let result = handle.instance.lock().await.poll(cursor.as_deref()).await;
-    shared.metrics.observe_call(id, "poll", started.elapsed());
-    let labels = super::metrics::Metrics::labels(id);
-    match result {
-        Ok(batch) => {
-            shared.metrics.polls.get_or_create(&labels).inc();
-            match shared
-                .ingest(
-                    handle,
-                    &batch.messages,
-                    &batch.updates,
-                    batch.next_cursor.as_deref(),
-                )
-                .await
-            {
-                Ok(outcome) => {
-                    if let Some(next) = batch.next_cursor {
-                        *cursor = Some(next);
-                    }
-                    *failures = 0;
-                    shared.metrics.success(id);
-                    tracing::debug!(brand = %id.brand, connector = %id.connector, inserted = outcome.inserted, duplicates = outcome.duplicates, "poll committed");
-                    let base = if batch.has_more {
-                        Duration::ZERO
-                    } else {
-                        jittered(handle.poll_interval)
-                    };
-                    batch
-                        .retry_after_ms
-                        .map_or(base, |ms| base.max(Duration::from_millis(ms)))
-                }
-                Err(_) => failed(shared, handle, failures, None),
-            }
+    match shared
+        .ingest(
+            handle,
+            &batch.messages,
+            &batch.updates,
+            batch.next_cursor.as_deref(),
+        )
+        .await
+    {
+        Ok(outcome) => {
+            shared.metrics.success(id);
+            tracing::debug!(brand = %id.brand, connector = %id.connector, inserted = outcome.inserted, duplicates = outcome.duplicates, "poll committed");
+            true
         }
-        Err(error) => {
-            shared.call_failed(id, &error);
-            failed(shared, handle, failures, Some(&error))
-        }
+        Err(_) => false,
     }
 }
 
