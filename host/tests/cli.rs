@@ -142,51 +142,36 @@ async fn webhook_prints_the_response_then_the_messages() {
         "--secret",
         "webhook_token=hook-secret-1",
     ];
-    let mut args = strings(&[
-        "plugin",
-        "webhook",
-        &template,
-        "--body",
-        &body.display().to_string(),
-        "--header",
-        "X-Feed-Token: hook-secret-1",
-    ]);
-    args.extend(strings(&common));
-    let out = webcare(args).await;
+    let body = body.display().to_string();
+    // `webcare plugin webhook` with the common settings plus `extra`.
+    let webhook = async |extra: &[&str]| {
+        let mut args = strings(&["plugin", "webhook", &template]);
+        args.extend(strings(extra));
+        args.extend(strings(&common));
+        webcare(args).await
+    };
+    let out = webhook(&["--body", &body, "--header", "X-Feed-Token: hook-secret-1"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let lines = stdout_json_lines(&out);
     assert_eq!(lines[0]["status"], 200);
     assert_eq!(lines[1]["external_id"], "m1");
 
     // Wrong token: the plugin answers 401 and lands nothing.
-    let mut args = strings(&[
-        "plugin",
-        "webhook",
-        &template,
-        "--body",
-        &body.display().to_string(),
-        "--header",
-        "X-Feed-Token: wrong",
-    ]);
-    args.extend(strings(&common));
-    let lines = stdout_json_lines(&webcare(args).await);
+    let lines =
+        stdout_json_lines(&webhook(&["--body", &body, "--header", "X-Feed-Token: wrong"]).await);
     assert_eq!(lines[0]["status"], 401);
     assert_eq!(lines.len(), 1);
 
     // Verification handshake.
-    let mut args = strings(&[
-        "plugin",
-        "webhook",
-        &template,
+    let handshake = [
         "--body",
         "/dev/null",
         "--method",
         "GET",
         "--query",
         "challenge=4711",
-    ]);
-    args.extend(strings(&common));
-    let lines = stdout_json_lines(&webcare(args).await);
+    ];
+    let lines = stdout_json_lines(&webhook(&handshake).await);
     assert_eq!(lines[0]["body"], "4711");
 }
 
