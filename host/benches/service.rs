@@ -13,13 +13,15 @@
 #[allow(dead_code)]
 #[path = "../../tests/src/fake_api.rs"]
 mod fake_api;
+#[path = "../../tests/src/host_process.rs"]
+mod host_process;
 #[allow(dead_code)]
 #[path = "../../tests/src/plugins.rs"]
 mod plugins;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use fake_api::FakeApi;
+use host_process::KillOnDrop;
 use serde_json::{Value, json};
 use webcare::capabilities::{AllowList, ConnectorId, Secret};
 use webcare::queue::Storage;
@@ -188,22 +191,12 @@ fn write_config(
     path
 }
 
-/// A `webcare run` child, killed when dropped (also when a bench panics).
-struct Host(Child);
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(config: &Path, listen_port: u16) -> Host {
+fn spawn(config: &Path, listen_port: u16) -> KillOnDrop {
     let text = std::fs::read_to_string(config)
         .unwrap()
         .replace("127.0.0.1:0", &format!("127.0.0.1:{listen_port}"));
     std::fs::write(config, text).unwrap();
-    Host(
+    KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_webcare"))
             .args(["run", "--config"])
             .arg(config)
@@ -289,7 +282,7 @@ async fn memory(plugin: &Path) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.0.id())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     let rss = status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))

@@ -4,6 +4,8 @@
 #[allow(dead_code)]
 #[path = "../../tests/src/fake_api.rs"]
 mod fake_api;
+#[path = "../../tests/src/host_process.rs"]
+mod host_process;
 #[allow(dead_code)]
 #[path = "../../tests/src/plugins.rs"]
 mod plugins;
@@ -22,6 +24,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use fake_api::FakeApi;
+use host_process::KillOnDrop;
 use plugins::plugin_path;
 use serde_json::{Value, json};
 use webcare::queue::sqlite::SqliteStorage;
@@ -135,32 +138,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A `webcare run` child that is killed when dropped, so a failing test
-/// never leaves a host running (and holding the test's output pipe).
-struct Host(Child);
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl std::ops::Deref for Host {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Host {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-fn spawn_run(config: &Path) -> Host {
-    Host(
+fn spawn_run(config: &Path) -> KillOnDrop {
+    KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_webcare"))
             .args(["run", "--config"])
             .arg(config)

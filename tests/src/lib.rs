@@ -1,11 +1,12 @@
 //! The test kit: builds the plugins the tests load, serves fake channel
 //! APIs on loopback, and makes runtimes that share one component cache.
 //!
-//! `plugins`, `fake_api` and `fake_feed` do not depend on the host crate, so the host's
+//! `plugins`, `fake_api`, `fake_feed` and `host_process` do not depend on the host crate, so the host's
 //! own CLI tests include them by path.
 
 pub mod fake_api;
 pub mod fake_feed;
+pub mod host_process;
 pub mod plugins;
 
 use std::path::PathBuf;
