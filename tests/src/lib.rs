@@ -5,8 +5,13 @@
 //! own CLI tests include them by path.
 
 pub mod fake_api;
+pub mod fake_discourse;
+pub mod fake_facebook;
 pub mod fake_feed;
+pub mod fake_rss;
+pub mod fake_twitter;
 pub mod host_process;
+pub mod mail_servers;
 pub mod plugins;
 
 use std::path::PathBuf;

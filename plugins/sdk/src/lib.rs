@@ -93,6 +93,7 @@ pub mod security;
 pub mod settings;
 pub mod socket;
 pub mod state;
+pub mod text;
 pub mod time;
 mod types;
 

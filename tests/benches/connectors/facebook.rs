@@ -1,0 +1,3 @@
+//! (work in progress)
+
+pub fn bench(_c: &mut criterion::Criterion) {}
