@@ -89,6 +89,7 @@ fn connector(
             connector: id.into(),
         },
         plugin: plugin.to_path_buf(),
+        poll: true,
         poll_interval: interval,
         allow_list: AllowList::parse(&[api.allow_entry()]).unwrap(),
         limits: CallLimits::default(),

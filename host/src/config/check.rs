@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::{Config, ConfigError, ConfigErrors, ConnectorConfig};
-use crate::model::PluginInfo;
+use crate::model::{Feature, PluginInfo};
 use crate::runtime::Runtime;
 
 /// Loads the plugin of every enabled connector (each file once), asks it to
@@ -34,11 +34,16 @@ pub async fn check(config: &Config, runtime: &Runtime) -> Result<(), ConfigError
         };
         match &described[connector.plugin.as_path()] {
             Err(message) => errors.push(error("plugin", message.clone())),
-            Ok(info) => errors.extend(
-                schema_problems(info, connector)
-                    .into_iter()
-                    .map(|(key, problem)| error(&key, problem)),
-            ),
+            Ok(info) => {
+                errors.extend(
+                    schema_problems(info, connector)
+                        .into_iter()
+                        .map(|(key, problem)| error(&key, problem)),
+                );
+                if let Some(problem) = intake_problem(info, connector) {
+                    errors.push(error("poll", problem));
+                }
+            }
         }
     }
     if errors.is_empty() {
@@ -56,6 +61,25 @@ async fn describe(runtime: &Runtime, plugin: &Path) -> Result<PluginInfo, String
             plugin.display()
         )
     })
+}
+
+/// A connector that can never receive anything: polling switched off (or
+/// not offered by the plugin) and no webhooks either.
+fn intake_problem(info: &PluginInfo, connector: &ConnectorConfig) -> Option<String> {
+    let polls = info.features.contains(&Feature::Poll);
+    let webhooks = info.features.contains(&Feature::Webhook);
+    match (connector.poll, polls, webhooks) {
+        (false, _, false) => Some(format!(
+            "polling is off, and the plugin {:?} takes no webhooks: this connector would never \
+             receive anything; remove `poll = false`",
+            info.name
+        )),
+        (true, false, false) => Some(format!(
+            "the plugin {:?} neither polls nor takes webhooks",
+            info.name
+        )),
+        _ => None,
+    }
 }
 
 /// The connector's settings and secrets checked against the plugin's schema,

@@ -119,6 +119,9 @@ pub struct ConnectorConfig {
     /// A disabled connector is not run and its plugin and secrets need not
     /// exist yet; its keys are still checked.
     pub enabled: bool,
+    /// false: the connector only takes webhooks (an inbound-mail service, a
+    /// webhook-only channel) and is never polled.
+    pub poll: bool,
     pub poll_interval: Duration,
     pub allow_hosts: AllowList,
     pub limits: CallLimits,

@@ -56,6 +56,7 @@ pub(super) struct RawConnector {
     pub id: Option<Spanned<String>>,
     pub plugin: Option<Spanned<String>>,
     pub enabled: Option<bool>,
+    pub poll: Option<bool>,
     pub poll_interval: Option<Spanned<String>>,
     #[serde(default)]
     pub allow_hosts: Vec<Spanned<String>>,

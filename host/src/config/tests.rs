@@ -82,6 +82,7 @@ webhook_token = {{ file = "secrets/token" }}
 [[brand]]
 id = "globex"
 {CONNECTOR}enabled = false
+poll = false
 "#
     );
     let config = fx.load(&toml).unwrap_or_else(|e| panic!("{e}"));
@@ -104,6 +105,7 @@ id = "globex"
     let feed = &acme.connectors[0];
     assert_eq!(feed.plugin, root.join("plugins/feed.wasm"));
     assert!(feed.enabled);
+    assert!(feed.poll, "polling is on unless switched off");
     assert_eq!(feed.poll_interval, Duration::from_secs(120));
     assert_eq!(
         feed.allow_hosts.entries().collect::<Vec<_>>(),
@@ -134,6 +136,7 @@ id = "globex"
     assert_eq!(globex.working_hours, WorkingHours::always());
     assert_eq!(globex.first_response_target, Duration::from_secs(3600));
     assert!(!globex.connectors[0].enabled);
+    assert!(!globex.connectors[0].poll);
     assert_eq!(globex.connectors[0].poll_interval, Duration::from_secs(60));
     assert_eq!(config.connectors().count(), 2);
 }

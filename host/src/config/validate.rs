@@ -621,6 +621,7 @@ impl Validator<'_> {
             id,
             plugin,
             enabled,
+            poll: raw.poll.unwrap_or(true),
             poll_interval,
             allow_hosts,
             limits,

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, watch};
 
 use crate::capabilities::{AllowList, ConnectorId, Grants, IoLimits, Secret};
-use crate::model::{Message, MessageUpdate};
+use crate::model::{Feature, Message, MessageUpdate};
 use crate::queue::{CommitOutcome, IngestBatch, Storage, StorageError};
 use crate::runtime::{CallLimits, ConnectorInstance, PluginError, Runtime, SetupError};
 use metrics::Metrics;
@@ -33,6 +33,9 @@ use metrics::Metrics;
 pub struct ConnectorSpec {
     pub id: ConnectorId,
     pub plugin: PathBuf,
+    /// Poll the connector (when its plugin polls at all); false for
+    /// webhook-only connectors.
+    pub poll: bool,
     pub poll_interval: Duration,
     pub allow_list: AllowList,
     pub limits: CallLimits,
@@ -72,6 +75,7 @@ pub fn spec_from_config(config: &crate::config::Config) -> Result<ServiceSpec, S
                 connector: connector.id.clone(),
             },
             plugin: connector.plugin.clone(),
+            poll: connector.poll,
             poll_interval: connector.poll_interval,
             allow_list: connector.allow_hosts.clone(),
             limits: connector.limits.clone(),
@@ -96,6 +100,9 @@ pub const DEFAULT_MAX_WEBHOOK_BODY: usize = 2 * 1024 * 1024;
 pub struct ConnectorHandle {
     pub id: ConnectorId,
     pub channel: String,
+    /// Whether a scheduler task polls it: the operator did not switch polling
+    /// off and the plugin declares the `poll` feature.
+    pub polls: bool,
     pub poll_interval: Duration,
     pub instance: Mutex<ConnectorInstance>,
 }
@@ -212,6 +219,7 @@ pub async fn build_connectors(
             (spec.id.brand.clone(), spec.id.connector.clone()),
             Arc::new(ConnectorHandle {
                 id: spec.id.clone(),
+                polls: spec.poll && info.features.contains(&Feature::Poll),
                 channel: info.channel,
                 poll_interval: spec.poll_interval,
                 instance: Mutex::new(instance),
@@ -259,6 +267,9 @@ impl RunningService {
         let mut tasks = Vec::new();
         for handle in shared.connectors.values() {
             shared.metrics.set_healthy(&handle.id, true);
+            if !handle.polls {
+                continue;
+            }
             tasks.push(tokio::spawn(scheduler::run(
                 shared.clone(),
                 handle.clone(),
