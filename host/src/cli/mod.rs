@@ -54,13 +54,13 @@ pub enum Command {
     Queue(QueueCommand),
     /// Run the demo: simulated channels, two brands, a fresh SQLite queue.
     Demo {
-        /// The template connector plugin.
+        /// Directory of the built connector plugins (`*.wasm`).
         #[arg(
             long,
-            env = "WEBCARE_DEMO_PLUGIN",
-            default_value = "target/plugins/wasm32-wasip2/plugin/template_connector.wasm"
+            env = "WEBCARE_DEMO_PLUGIN_DIR",
+            default_value = "target/plugins/wasm32-wasip2/plugin"
         )]
-        plugin: PathBuf,
+        plugin_dir: PathBuf,
         /// Directory for the demo's config and queue (wiped first).
         #[arg(long, default_value = "target/webcare-demo")]
         data_dir: PathBuf,
@@ -156,10 +156,10 @@ pub fn main() -> ExitCode {
                 json,
             }) => service::list(config, brand.clone(), status.clone(), *json).await,
             Command::Demo {
-                plugin,
+                plugin_dir,
                 data_dir,
                 serve,
-            } => service::demo(plugin.clone(), data_dir.clone(), *serve).await,
+            } => service::demo(plugin_dir.clone(), data_dir.clone(), *serve).await,
             Command::Plugin(cmd) => plugin::run(&cli, cmd).await,
         }
     });

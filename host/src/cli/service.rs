@@ -111,9 +111,9 @@ pub async fn list(
 }
 
 /// `webcare demo`
-pub async fn demo(plugin: PathBuf, data_dir: PathBuf, serve: bool) -> anyhow::Result<ExitCode> {
+pub async fn demo(plugin_dir: PathBuf, data_dir: PathBuf, serve: bool) -> anyhow::Result<ExitCode> {
     crate::demo::run(crate::demo::DemoOptions {
-        plugin,
+        plugin_dir,
         data_dir,
         serve,
     })

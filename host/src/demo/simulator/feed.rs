@@ -1,9 +1,8 @@
-//! A channel simulator for the demo: the template connector's JSON feed API,
-//! served on loopback from recorded payloads (`examples/demo/*.json`), one
-//! feed per brand, each behind its own bearer token.
+//! The template connector's JSON feed API, served from recorded payloads
+//! (`examples/demo/*.json`), one feed per brand, each behind its own bearer
+//! token.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -35,13 +34,13 @@ pub fn recorded_feeds() -> Vec<Feed> {
             brand: "acme".into(),
             handle: "acme_care".into(),
             token: "acme-demo-token-7f3a".into(),
-            items: parse(include_str!("../../../examples/demo/acme.json")),
+            items: parse(include_str!("../../../../examples/demo/acme.json")),
         },
         Feed {
             brand: "globex".into(),
             handle: "globex_air".into(),
             token: "globex-demo-token-91c2".into(),
-            items: parse(include_str!("../../../examples/demo/globex.json")),
+            items: parse(include_str!("../../../../examples/demo/globex.json")),
         },
     ]
 }
@@ -95,39 +94,11 @@ async fn reply(Path((brand, id)): Path<(String, String)>, Json(body): Json<Value
     )
 }
 
-/// A running simulator.
-pub struct Simulator {
-    pub addr: SocketAddr,
-    pub feeds: Vec<Feed>,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-}
-
-impl Simulator {
-    pub async fn start(feeds: Vec<Feed>) -> std::io::Result<Simulator> {
-        let map: Feeds = Arc::new(feeds.iter().map(|f| (f.brand.clone(), f.clone())).collect());
-        let app = Router::new()
-            .route("/{brand}/v1/messages", get(messages))
-            .route("/{brand}/v1/messages/{id}/replies", post(reply))
-            .with_state(map);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Ok(Simulator {
-            addr,
-            feeds,
-            _shutdown: tx,
-        })
-    }
-
-    /// The feed's base URL for `brand`, as the template's `base_url`.
-    pub fn base_url(&self, brand: &str) -> String {
-        format!("http://{}/{brand}", self.addr)
-    }
+/// The feed API of every brand in `feeds`, under `/{brand}`.
+pub fn router(feeds: &[Feed]) -> Router {
+    let map: Feeds = Arc::new(feeds.iter().map(|f| (f.brand.clone(), f.clone())).collect());
+    Router::new()
+        .route("/{brand}/v1/messages", get(messages))
+        .route("/{brand}/v1/messages/{id}/replies", post(reply))
+        .with_state(map)
 }

@@ -1,0 +1,86 @@
+//! Discourse as far as the connector uses it: the latest posts (paged
+//! backwards with `before`), a topic's posts, and creating posts.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use axum::routing::any;
+use serde_json::{Value, json};
+
+use super::{credentials, json, recorded};
+
+pub fn router() -> Router {
+    Router::new().route("/{brand}/{*rest}", any(handle))
+}
+
+fn posts() -> Vec<Value> {
+    recorded(include_str!(
+        "../../../../examples/demo/discourse/globex-posts.json"
+    ))["latest_posts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn handle(
+    method: Method,
+    Path((brand, rest)): Path<(String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let key = headers.get("api-key").and_then(|v| v.to_str().ok());
+    if brand != "globex" || key != Some(credentials::DISCOURSE_API_KEY) {
+        return json(
+            StatusCode::FORBIDDEN,
+            json!({"errors": ["You are not permitted to view the requested resource. The API username or key is invalid."], "error_type": "invalid_access"}),
+        );
+    }
+    if method == Method::POST && rest == "posts.json" {
+        return json(
+            StatusCode::OK,
+            recorded(include_str!(
+                "../../../../examples/demo/discourse/created-post.json"
+            )),
+        );
+    }
+    if rest == "posts.json" {
+        let before: Option<u64> = query.get("before").and_then(|b| b.parse().ok());
+        let page: Vec<Value> = posts()
+            .into_iter()
+            .filter(|p| before.is_none_or(|b| p["id"].as_u64().is_some_and(|id| id < b)))
+            .collect();
+        return json(StatusCode::OK, json!({"latest_posts": page}));
+    }
+    // `t/{slug}/{id}/posts.json`, `t/{id}/posts.json` or `t/{id}.json`.
+    if let Some(topic) = rest.strip_prefix("t/") {
+        let id: Option<u64> = topic
+            .trim_end_matches(".json")
+            .trim_end_matches("/posts")
+            .rsplit('/')
+            .next()
+            .and_then(|id| id.parse().ok());
+        let mut in_topic: Vec<Value> = posts()
+            .into_iter()
+            .filter(|p| id.is_some() && p["topic_id"].as_u64() == id)
+            .collect();
+        in_topic.sort_by_key(|p| p["post_number"].as_u64());
+        let title = in_topic.first().map(|p| p["topic_title"].clone());
+        return json(
+            StatusCode::OK,
+            json!({"id": id, "title": title, "post_stream": {"posts": in_topic}}),
+        );
+    }
+    if rest == "latest.json" || rest.starts_with("c/") {
+        return json(
+            StatusCode::OK,
+            json!({"users": [], "topic_list": {"topics": []}}),
+        );
+    }
+    json(
+        StatusCode::NOT_FOUND,
+        json!({"errors": ["The requested URL or resource could not be found."], "error_type": "not_found"}),
+    )
+}
