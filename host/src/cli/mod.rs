@@ -89,6 +89,21 @@ pub enum QueueCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List a brand's messages, oldest first.
+    Messages {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The brand whose messages to list.
+        #[arg(long)]
+        brand: String,
+        /// Only messages of this connector.
+        #[arg(long)]
+        connector: Option<String>,
+        /// The messages as JSON lines, each exactly as the connector
+        /// reported it (the same shape as `webcare plugin poll` prints).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Where compiled components go when nothing else is said.
@@ -155,6 +170,12 @@ pub fn main() -> ExitCode {
                 status,
                 json,
             }) => service::list(config, brand.clone(), status.clone(), *json).await,
+            Command::Queue(QueueCommand::Messages {
+                config,
+                brand,
+                connector,
+                json,
+            }) => service::messages(config, brand, connector.as_deref(), *json).await,
             Command::Demo {
                 plugin_dir,
                 data_dir,

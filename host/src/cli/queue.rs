@@ -2,7 +2,8 @@
 
 use std::io::Write;
 
-use crate::queue::CaseSummary;
+use crate::model::Direction;
+use crate::queue::{CaseSummary, StoredMessage};
 
 /// Prints cases as a table for people.
 pub fn print_cases(cases: &[CaseSummary]) {
@@ -29,6 +30,50 @@ pub fn print_cases(cases: &[CaseSummary]) {
     }
     if cases.is_empty() {
         let _ = writeln!(out, "(no cases)");
+    }
+}
+
+/// Prints messages as a table for people.
+pub fn print_messages(messages: &[StoredMessage]) {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let _ = writeln!(
+        out,
+        "{:>5} {:<10} {:<14} {:<3} {:<20} {:<18} TEXT",
+        "CASE", "CONNECTOR", "KIND", "DIR", "CREATED (UTC)", "AUTHOR"
+    );
+    for stored in messages {
+        let m = &stored.message;
+        let mut flags = String::new();
+        for (set, flag) in [
+            (stored.edited, "[edited] "),
+            (stored.deleted, "[deleted] "),
+            (stored.hidden, "[hidden] "),
+        ] {
+            if set {
+                flags.push_str(flag);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "{:>5} {:<10} {:<14} {:<3} {:<20} {:<18} {flags}{}",
+            stored.case_id.map_or("-".to_string(), |c| c.to_string()),
+            stored.connector,
+            serde_json::to_value(m.kind)
+                .ok()
+                .and_then(|k| k.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            match m.direction {
+                Direction::Inbound => "in",
+                Direction::Outbound => "out",
+            },
+            format_ms(m.created_at),
+            format!("@{}", m.author.handle),
+            preview(&m.text, 60),
+        );
+    }
+    if messages.is_empty() {
+        let _ = writeln!(out, "(no messages)");
     }
 }
 

@@ -110,6 +110,49 @@ pub async fn list(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `webcare queue messages`
+pub async fn messages(
+    path: &Path,
+    brand: &str,
+    connector: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = load(path)?;
+    let Some(known) = config.brands.iter().find(|b| b.id == brand) else {
+        return Err(anyhow!(
+            "--brand {brand:?}: no such brand in {}",
+            path.display()
+        ));
+    };
+    if let Some(c) = connector
+        && !known.connectors.iter().any(|x| x.id == c)
+    {
+        return Err(anyhow!(
+            "--connector {c:?}: brand {brand:?} has no such connector in {}",
+            path.display()
+        ));
+    }
+    let storage = open_storage(&config)?;
+    let messages: Vec<_> = storage
+        .messages(brand, 0)
+        .await?
+        .into_iter()
+        .filter(|m| connector.is_none_or(|c| m.connector == c))
+        .collect();
+    if json {
+        use std::io::Write;
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        for stored in &messages {
+            serde_json::to_writer(&mut out, &stored.message)?;
+            out.write_all(b"\n")?;
+        }
+    } else {
+        super::queue::print_messages(&messages);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `webcare demo`
 pub async fn demo(plugin_dir: PathBuf, data_dir: PathBuf, serve: bool) -> anyhow::Result<ExitCode> {
     crate::demo::run(crate::demo::DemoOptions {
