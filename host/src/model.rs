@@ -209,6 +209,25 @@ pub struct ActionTarget {
     pub properties: Vec<(String, String)>,
 }
 
+impl ActionTarget {
+    /// The target an action on `message` gets: the message as the host
+    /// stored it, plus when the customer last wrote in its thread (`None`
+    /// when unknown; an inbound message's own time is the usual answer).
+    pub fn of_message(message: &Message, last_inbound_at: Option<TimestampMs>) -> ActionTarget {
+        ActionTarget {
+            external_id: message.external_id.clone(),
+            thread_id: message.thread_id.clone(),
+            kind: message.kind,
+            visibility: message.visibility,
+            author: message.author.clone(),
+            created_at: message.created_at,
+            last_inbound_at,
+            subject: message.subject.clone(),
+            properties: message.properties.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outgoing {
     pub text: String,

@@ -277,3 +277,71 @@ async fn errors_are_one_clear_line_and_a_non_zero_exit() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn perform_answers_a_polled_message_through_the_plugin() {
+    let api = FakeApi::start(feed_router()).await;
+    let template = plugin_path("template_connector").display().to_string();
+    let base = format!("base_url={}", api.base_url());
+    let secret = format!("api_token={TOKEN}");
+    let allow = api.allow_entry();
+    let grants = [
+        "--setting",
+        &base,
+        "--setting",
+        "brand_handle=acme_care",
+        "--secret",
+        &secret,
+        "--allow-host",
+        &allow,
+    ];
+    let mut poll = strings(&["plugin", "poll", &template]);
+    poll.extend(strings(&grants));
+    let out = webcare(poll).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .next()
+        .expect("a message")
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let message = dir.path().join("message.json");
+    std::fs::write(&message, &first).unwrap();
+    let message = message.display().to_string();
+
+    let mut perform = strings(&[
+        "plugin",
+        "perform",
+        &template,
+        "--message",
+        &message,
+        "--private-reply",
+        "Stuur ons je ordernummer via DM 🙏",
+        "--idempotency-key",
+        "case-1-action-1",
+    ]);
+    perform.extend(strings(&grants));
+    let out = webcare(perform).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let result = &stdout_json_lines(&out)[0];
+    assert!(result["external_id"].is_string(), "{result}");
+
+    let sent = api
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .expect("the reply reached the feed API");
+    assert_eq!(sent.path, "/v1/messages/m1/replies");
+    let body: Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(body["text"], "Stuur ons je ordernummer via DM 🙏");
+    assert_eq!(body["private"], true);
+    assert_eq!(body["idempotency_key"], "case-1-action-1");
+
+    // Exactly one action is required.
+    let mut neither = strings(&["plugin", "perform", &template, "--message", &message]);
+    neither.extend(strings(&grants));
+    let out = webcare(neither).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("required"), "{}", stderr(&out));
+}

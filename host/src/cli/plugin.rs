@@ -12,7 +12,9 @@ use clap::{Args, Subcommand};
 
 use super::Cli;
 use crate::capabilities::{AllowList, ConnectorId, Grants, IoLimits, MemoryStateStore, Secret};
-use crate::model::WebhookRequest;
+use crate::model::{
+    Action, ActionKind, ActionTarget, Direction, Message, Outgoing, WebhookRequest,
+};
 use crate::runtime::{CallLimits, ConnectorInstance, Runtime, SharedPlugin};
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +57,68 @@ pub enum PluginCommand {
         #[arg(long, default_value = "")]
         path: String,
     },
+    /// Call perform() once on a message; print the action's result as JSON.
+    Perform {
+        file: PathBuf,
+        #[command(flatten)]
+        grants: GrantArgs,
+        /// File with the message acted on: one JSON object as `poll` or
+        /// `webhook` prints it (`-` for standard input).
+        #[arg(long)]
+        message: PathBuf,
+        #[command(flatten)]
+        action: ActionArgs,
+        /// The action's idempotency key (the host keeps one per action and
+        /// reuses it on retries). Default: a fresh one.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// When the customer last wrote in the thread, RFC 3339 (for reply
+        /// windows such as Messenger's 24 hours). Default: the message's
+        /// time if it is inbound, else unknown.
+        #[arg(long)]
+        last_inbound_at: Option<String>,
+    },
+}
+
+/// The action of `webcare plugin perform`: exactly one of these.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ActionArgs {
+    /// Answer in public with this text.
+    #[arg(long, value_name = "TEXT")]
+    reply: Option<String>,
+    /// Answer the author privately with this text.
+    #[arg(long, value_name = "TEXT")]
+    private_reply: Option<String>,
+    /// React to the message (`like`, ...).
+    #[arg(long, value_name = "REACTION")]
+    react: Option<String>,
+    /// Hide the message from the public.
+    #[arg(long)]
+    hide: bool,
+    /// Make a hidden message visible again.
+    #[arg(long)]
+    unhide: bool,
+}
+
+impl ActionArgs {
+    fn kind(&self) -> ActionKind {
+        let outgoing = |text: &String| Outgoing {
+            text: text.clone(),
+            attachments: Vec::new(),
+        };
+        if let Some(text) = &self.reply {
+            ActionKind::Reply(outgoing(text))
+        } else if let Some(text) = &self.private_reply {
+            ActionKind::PrivateReply(outgoing(text))
+        } else if let Some(reaction) = &self.react {
+            ActionKind::React(reaction.clone())
+        } else if self.hide {
+            ActionKind::Hide
+        } else {
+            ActionKind::Unhide
+        }
+    }
 }
 
 /// What a connector is granted, from flags instead of a config file.
@@ -181,7 +245,8 @@ pub async fn run(cli: &Cli, cmd: &PluginCommand) -> anyhow::Result<ExitCode> {
     let file = match cmd {
         PluginCommand::Inspect { file, .. }
         | PluginCommand::Poll { file, .. }
-        | PluginCommand::Webhook { file, .. } => file,
+        | PluginCommand::Webhook { file, .. }
+        | PluginCommand::Perform { file, .. } => file,
     };
     let plugin = runtime.load_file(file).await?;
     let stdout = std::io::stdout();
@@ -256,9 +321,46 @@ pub async fn run(cli: &Cli, cmd: &PluginCommand) -> anyhow::Result<ExitCode> {
                 print_json_line(&mut out, u)?;
             }
         }
+        PluginCommand::Perform {
+            grants,
+            message,
+            action,
+            idempotency_key,
+            last_inbound_at,
+            ..
+        } => {
+            let text = read_body(message)?;
+            let message: Message = serde_json::from_slice(&text).with_context(|| {
+                format!(
+                    "--message {}: not a message as `webcare plugin poll` prints it",
+                    message.display()
+                )
+            })?;
+            let last_inbound_at = match last_inbound_at {
+                Some(at) => Some(
+                    at.parse::<jiff::Timestamp>()
+                        .with_context(|| format!("--last-inbound-at {at:?}: not RFC 3339"))?
+                        .as_millisecond(),
+                ),
+                None => (message.direction == Direction::Inbound).then_some(message.created_at),
+            };
+            let action = Action {
+                idempotency_key: idempotency_key.clone().unwrap_or_else(fresh_key),
+                kind: action.kind(),
+            };
+            let target = ActionTarget::of_message(&message, last_inbound_at);
+            let mut connector = grants.connector(&runtime, plugin).await?;
+            let result = connector.perform(action, target).await?;
+            print_json_line(&mut out, &result)?;
+        }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A fresh idempotency key: 128 random bits, hex.
+fn fresh_key() -> String {
+    format!("cli-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
 /// The JSON name of a unit enum value (`private_reply`, `text_list`).
