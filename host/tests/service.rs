@@ -489,13 +489,19 @@ async fn a_failing_connector_is_unhealthy_and_the_others_carry_on() {
 
 #[test]
 fn the_example_configs_pass_check() {
-    plugin_path("template_connector"); // builds the plugin the examples name
+    plugin_path("template_connector"); // builds the plugins the examples name
     let root = plugins::workspace_root();
     for example in ["examples/single-brand.toml", "examples/agency.toml"] {
         let out = Command::new(env!("CARGO_BIN_EXE_webcare"))
             .args(["check", "--config"])
             .arg(root.join(example))
             .env("ACME_FEED_TOKEN", "example-token-acme")
+            .env("ACME_X_BEARER_TOKEN", "example-x-bearer")
+            .env("ACME_FB_PAGE_TOKEN", "example-page-token")
+            .env("ACME_FB_APP_SECRET", "example-app-secret")
+            .env("ACME_FB_VERIFY_TOKEN", "example-verify-token")
+            .env("ACME_MAIL_PASSWORD", "example-mail-password")
+            .env("GLOBEX_DISCOURSE_API_KEY", "example-discourse-key")
             .env("INITECH_FEED_TOKEN", "example-token-initech")
             .env(
                 "WEBCARE_CACHE_DIR",
