@@ -6,8 +6,10 @@
 //! (`GET /{post-id}/comments?since=...`, following `paging.cursors.after`).
 //! The cursor is small JSON: the window's start in Unix seconds, the feed's
 //! `after` cursor while a window has more pages, the newest time seen, and
-//! the ids already delivered at that newest second (Graph's `since` is
-//! inclusive, so the next window starts at that second and skips them).
+//! the ids already delivered at that newest second. Graph's `since` is
+//! inclusive, so the next window starts at that second and skips those ids
+//! (`skip`); a window never moves its own start, so ids seen at its start
+//! stay skipped on all of its pages.
 
 use serde::{Deserialize, Serialize};
 use webcare_plugin::{Batch, Message, Result, clock, cursor, log, settings};
@@ -23,8 +25,9 @@ const FEED_LIMIT: &str = "25";
 const COMMENT_LIMIT: &str = "100";
 /// Comment pages read per post and poll; the rest waits for the next window.
 const MAX_COMMENT_PAGES: usize = 10;
-/// Boundary ids kept in the cursor (each up to ~40 bytes: well under 4 KiB).
-const MAX_BOUNDARY_IDS: usize = 50;
+/// Boundary ids kept in each list of the cursor (ids are up to ~40 bytes:
+/// two lists stay well under the host's 4 KiB).
+const MAX_BOUNDARY_IDS: usize = 30;
 
 /// The poll cursor.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
@@ -37,9 +40,12 @@ pub struct Position {
     /// The newest `created_time` delivered so far, Unix seconds.
     #[serde(default)]
     pub newest: i64,
-    /// Ids delivered whose `created_time` is the second `newest`.
+    /// Ids delivered in this window whose `created_time` is the second `newest`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seen: Vec<String>,
+    /// Ids delivered by earlier windows at the second `since`: skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip: Vec<String>,
 }
 
 /// Reads what is new since `cursor`.
@@ -86,8 +92,8 @@ pub fn poll(cursor: Option<String>) -> Result<Batch> {
         messages.extend(comments);
     }
 
-    // Drop what the previous window already delivered at its last second.
-    messages.retain(|message| !position.seen.contains(&message.external_id));
+    // Drop what earlier windows already delivered at this window's start.
+    messages.retain(|message| !position.skip.contains(&message.external_id));
     messages.sort_by_key(|message| message.created_at);
     for message in &messages {
         let second = message.created_at.div_euclid(1000);
@@ -104,9 +110,20 @@ pub fn poll(cursor: Option<String>) -> Result<Batch> {
     if has_more {
         position.after = feed.after;
     } else {
-        // The window is done: the next one starts at the newest second seen.
+        // The window is done: the next one starts at the newest second seen
+        // and skips what was delivered at that second.
         position.after = None;
-        position.since = position.newest.max(position.since);
+        let seen = std::mem::take(&mut position.seen);
+        if position.newest > position.since {
+            position.since = position.newest;
+            position.skip = seen;
+        } else {
+            for id in seen {
+                if position.skip.len() < MAX_BOUNDARY_IDS && !position.skip.contains(&id) {
+                    position.skip.push(id);
+                }
+            }
+        }
     }
     let mut batch = Batch::new(messages);
     batch.next_cursor = Some(cursor::encode(&position)?);
