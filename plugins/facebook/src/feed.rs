@@ -163,3 +163,75 @@ fn item_of(status_type: &str) -> &'static str {
         _ => "status",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webcare_plugin::Direction;
+
+    #[test]
+    fn feed_pages_give_posts_and_the_next_cursor_only_with_next() {
+        let body = r#"{"data":[
+            {"id":"10_1","message":"Waar blijft mijn pakket?","created_time":"2026-11-20T08:00:00+0000",
+             "from":{"id":"55","name":"Joost"},"permalink_url":"https://www.facebook.com/10/posts/1","status_type":"added_photos"},
+            {"id":"10_2","created_time":"2026-11-20T07:00:00+0000","from":{"id":"10","name":"Acme"}}],
+          "paging":{"cursors":{"before":"b","after":"a1"},"next":"https://graph.facebook.com/v21.0/10/feed?after=a1"}}"#;
+        let page = normalize_feed(body.as_bytes(), "10").unwrap();
+        assert_eq!(page.after.as_deref(), Some("a1"));
+        let post = &page.messages[0];
+        assert_eq!(
+            (post.kind, post.direction),
+            (MessageKind::Post, Direction::Inbound)
+        );
+        assert_eq!(post.created_at, 1_795_161_600_000);
+        assert_eq!(post.property("item"), Some("photo"));
+        assert_eq!(
+            post.permalink.as_deref(),
+            Some("https://www.facebook.com/10/posts/1")
+        );
+        assert_eq!(page.messages[1].direction, Direction::Outbound);
+        assert_eq!(page.messages[1].text, "");
+        assert_eq!(
+            page.messages[1].permalink.as_deref(),
+            Some("https://www.facebook.com/10_2")
+        );
+
+        let last = r#"{"data":[],"paging":{"cursors":{"before":"b","after":"a2"}}}"#;
+        assert_eq!(normalize_feed(last.as_bytes(), "10").unwrap().after, None);
+        assert_eq!(
+            normalize_feed(br#"{"data":[]}"#, "10").unwrap(),
+            EdgePage::default()
+        );
+    }
+
+    #[test]
+    fn comments_thread_under_their_post() {
+        let body = r#"{"data":[
+            {"id":"1_5","message":"שלום","created_time":"2026-11-20T09:00:00+0000"},
+            {"id":"1_6","message":"Hoi","created_time":"2026-11-20T09:01:00+0000","parent":{"id":"1_5"},"from":{"id":"10","name":"Acme"}}]}"#;
+        let page = normalize_comments(body.as_bytes(), "10", "10_1").unwrap();
+        let [first, second] = &page.messages[..] else {
+            panic!("two comments expected")
+        };
+        assert_eq!(first.thread_id, "10_1");
+        assert_eq!(first.in_reply_to.as_deref(), Some("10_1"));
+        assert_eq!(first.author.id, "");
+        assert_eq!(first.text, "שלום");
+        assert_eq!(second.in_reply_to.as_deref(), Some("1_5"));
+        assert_eq!(second.direction, Direction::Outbound);
+        assert_eq!(second.property("comment_id"), Some("1_6"));
+    }
+
+    #[test]
+    fn malformed_pages_are_invalid_input() {
+        for body in [
+            "",
+            "{}",
+            r#"{"data":[{"id":"1"}]}"#,
+            r#"{"data":[{"id":"1","created_time":"soon"}]}"#,
+        ] {
+            let error = normalize_feed(body.as_bytes(), "10").unwrap_err();
+            assert!(matches!(error, Error::InvalidInput(_)), "{body}");
+        }
+    }
+}

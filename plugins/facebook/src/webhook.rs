@@ -482,3 +482,162 @@ fn normalize_attachment(attachment: MessengerAttachment) -> Attachment {
         ..Attachment::new(kind, url)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webcare_plugin::Visibility;
+
+    const PAGE: &str = "1234567890321";
+
+    fn delivery(body: &str) -> Delivery {
+        normalize_webhook(body.as_bytes(), PAGE).unwrap()
+    }
+
+    #[test]
+    fn signatures_are_checked_against_the_raw_body() {
+        let body = br#"{"object":"page","entry":[]}"#;
+        let good = format!("sha256={}", hex::encode(hmac_sha256(b"s3cret", body)));
+        assert_eq!(verify_signature(body, Some(&good), "s3cret"), Ok(()));
+        assert_eq!(
+            verify_signature(
+                body,
+                Some(&good.to_uppercase().replace("SHA256=", "sha256=")),
+                "s3cret"
+            ),
+            Ok(()),
+            "hex case does not matter"
+        );
+        assert_eq!(
+            verify_signature(b"{}", Some(&good), "s3cret"),
+            Err(SignatureProblem::Invalid)
+        );
+        assert_eq!(
+            verify_signature(body, Some(&good), "other"),
+            Err(SignatureProblem::Invalid)
+        );
+        assert_eq!(
+            verify_signature(body, None, "s3cret"),
+            Err(SignatureProblem::Missing)
+        );
+        for header in [
+            "",
+            "sha1=abcd",
+            "sha256=",
+            "sha256=xyz",
+            &good[..good.len() - 2],
+        ] {
+            assert_eq!(
+                verify_signature(body, Some(header), "s3cret"),
+                Err(SignatureProblem::Invalid),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn comments_posts_and_messenger_events_normalise() {
+        let body = r#"{"object":"page","entry":[
+          {"id":"1234567890321","time":1795166400,"changes":[
+            {"field":"feed","value":{"item":"comment","verb":"add","comment_id":"9_2","post_id":"1234567890321_9",
+              "parent_id":"9_1","from":{"id":"55","name":"Anna 🌷"},"created_time":1795166100,"message":"Nog niks ontvangen"}},
+            {"field":"feed","value":{"item":"like","verb":"add","post_id":"1234567890321_9","from":{"id":"55"}}},
+            {"field":"ratings","value":{"item":"rating","verb":"add","reviewer_id":"55"}}]},
+          {"id":1234567890321,"time":1795166500000,"messaging":[
+            {"sender":{"id":1234567890321},"recipient":{"id":77},"timestamp":1795166000000,
+             "message":{"mid":"m_1","text":"We helpen je graag","is_echo":true,"metadata":"case-1"}},
+            {"sender":{"id":"77"},"recipient":{"id":"1234567890321"},"timestamp":1795166200000,
+             "message":{"mid":"m_2","text":"","reply_to":{"mid":"m_1"},
+                        "attachments":[{"type":"file","payload":{"url":"https://cdn.example/f.pdf"}},
+                                       {"type":"fallback","payload":{"url":"https://example.com","title":"Example"}},
+                                       {"type":"location","payload":null}]}},
+            {"sender":{"id":"77"},"recipient":{"id":"1234567890321"},"timestamp":1795166300000,
+             "message_edit":{"mid":"m_2","text":"zie bijlage","num_edit":1}},
+            {"sender":{"id":"77"},"recipient":{"id":"1234567890321"},"timestamp":1795166400000,
+             "delivery":{"mids":["m_1"],"watermark":1795166000000}}]}]}"#;
+        let delivery = delivery(body);
+        assert_eq!(delivery.object, "page");
+        assert_eq!(delivery.ignored, 3);
+        let ids: Vec<&str> = delivery
+            .messages
+            .iter()
+            .map(|m| m.external_id.as_str())
+            .collect();
+        assert_eq!(ids, ["m_1", "9_2", "m_2"]);
+
+        let echo = &delivery.messages[0];
+        assert_eq!(echo.direction, Direction::Outbound);
+        assert_eq!(echo.thread_id, "messenger:77");
+        assert_eq!(echo.author.id, PAGE);
+        assert_eq!(echo.property("metadata"), Some("case-1"));
+
+        let comment = &delivery.messages[1];
+        assert_eq!(comment.kind, MessageKind::Comment);
+        assert_eq!(comment.in_reply_to.as_deref(), Some("9_1"));
+        assert_eq!(comment.thread_id, "1234567890321_9");
+        assert_eq!(comment.author.display_name, "Anna 🌷");
+        assert_eq!(comment.property("parent_id"), Some("9_1"));
+
+        let dm = &delivery.messages[2];
+        assert_eq!(dm.visibility, Visibility::Private);
+        assert_eq!(dm.direction, Direction::Inbound);
+        assert_eq!(dm.in_reply_to.as_deref(), Some("m_1"));
+        let kinds: Vec<AttachmentKind> = dm.attachments.iter().map(|a| a.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                AttachmentKind::File,
+                AttachmentKind::Link,
+                AttachmentKind::File
+            ]
+        );
+        assert_eq!(dm.attachments[1].name.as_deref(), Some("Example"));
+
+        match &delivery.updates[..] {
+            [MessageUpdate::Edited(edit)] => {
+                assert_eq!(edit.external_id, "m_2");
+                assert_eq!(edit.text, "zie bijlage");
+                assert_eq!(edit.direction, Direction::Inbound);
+            }
+            other => panic!("expected one edit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn deleted_messenger_messages_and_post_edits_are_updates() {
+        let body = r#"{"object":"page","entry":[{"id":"1234567890321","time":1795166400,
+          "changes":[{"field":"feed","value":{"item":"status","verb":"edited","post_id":"1234567890321_9",
+                      "from":{"id":"1234567890321","name":"Acme"},"message":"Open tot 22:00","created_time":1795166000}}],
+          "messaging":[{"sender":{"id":"77"},"recipient":{"id":"1234567890321"},"timestamp":1795166200000,
+                        "message":{"mid":"m_9","is_deleted":true}}]}]}"#;
+        let delivery = delivery(body);
+        assert!(delivery.messages.is_empty());
+        assert!(matches!(&delivery.updates[0], MessageUpdate::Edited(post)
+            if post.kind == MessageKind::Post && post.direction == Direction::Outbound));
+        assert!(
+            matches!(&delivery.updates[1], MessageUpdate::Deleted(removal)
+            if removal.external_id == "m_9" && removal.thread_id.as_deref() == Some("messenger:77"))
+        );
+    }
+
+    #[test]
+    fn other_objects_are_not_parsed_and_malformed_bodies_are_refused() {
+        let other = delivery(
+            r#"{"object":"instagram","entry":[{"id":1,"changes":[{"field":"comments","value":{"from":"x"}}]}]}"#,
+        );
+        assert_eq!(other.object, "instagram");
+        assert!(other.messages.is_empty() && other.updates.is_empty());
+        for body in [
+            "",
+            "[]",
+            r#"{"entry":[]}"#,
+            r#"{"object":"page","entry":[{"id":"1","changes":[{"field":"feed","value":{"item":"comment","verb":"add","post_id":"1_2"}}]}]}"#,
+            r#"{"object":"page","entry":[{"id":"1","messaging":[{"sender":{"id":"2"},"message":{"text":"no mid"}}]}]}"#,
+            r#"{"object":"page","entry":[{"id":"1","changes":[{"field":"feed","value":{"item":"status","verb":"add","post_id":"1_2","created_time":"yesterday"}}]}]}"#,
+        ] {
+            let error = normalize_webhook(body.as_bytes(), PAGE).unwrap_err();
+            assert!(matches!(error, Error::InvalidInput(_)), "{body}: {error:?}");
+        }
+        assert!(normalize_webhook(&[0xff, 0xfe], PAGE).is_err());
+    }
+}
