@@ -678,12 +678,11 @@ async fn expired_token_is_unauthorized_and_expired() {
     }
 }
 
+/// Response headers of a fake answer.
+type Headers = Vec<(&'static str, String)>;
+
 /// A Graph API whose feed answers with `status`, `headers` and `body`.
-async fn feed_answering(
-    status: StatusCode,
-    headers: Vec<(&'static str, String)>,
-    body: &'static str,
-) -> FakeApi {
+async fn feed_answering(status: StatusCode, headers: Headers, body: &'static str) -> FakeApi {
     let router = Router::new()
         .route(
             "/v21.0/{page}/feed",
@@ -736,7 +735,7 @@ async fn rate_limits_from_errors_and_usage_headers() {
     );
 
     // Graph error code 4 (app limit) and 613 (with Retry-After), HTTP 429.
-    let cases: [(StatusCode, Vec<(&'static str, String)>, &'static str, u64); 3] = [
+    let cases: [(StatusCode, Headers, &'static str, u64); 3] = [
         (
             StatusCode::FORBIDDEN,
             vec![],
