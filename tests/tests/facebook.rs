@@ -663,6 +663,65 @@ async fn poll_reads_feed_and_comments_with_pagination_and_resumes_without_duplic
 }
 
 #[tokio::test]
+async fn first_poll_looks_back_a_day_and_poll_feed_false_polls_nothing() {
+    let (api, _) = fake_graph().await;
+    let mut fb = facebook(&api).await;
+    let before = now_ms() / 1000;
+    let first = fb.poll(None).await.expect("first poll");
+    let after = now_ms() / 1000;
+    // The fixtures are from 2026-11-18..20: nothing of it is within the last day
+    // (the fake filters comments by `since`; the posts are older too).
+    assert!(first.messages.is_empty(), "{:?}", first.messages);
+    let since: i64 = api.requests()[0]
+        .query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("since="))
+        .expect("a since parameter")
+        .parse()
+        .unwrap();
+    assert!(
+        (before - 86_400..=after - 86_400).contains(&since),
+        "{since} is not a day ago"
+    );
+
+    let rt = runtime();
+    let plugin = rt
+        .load_file(&plugin_path("facebook_connector"))
+        .await
+        .unwrap();
+    let base = api.base_url();
+    let mut webhooks_only = rt
+        .configured_connector(
+            plugin,
+            grants(
+                "acme",
+                &[
+                    ("graph_base_url", &base),
+                    ("page_id", PAGE_ID),
+                    ("poll_feed", "false"),
+                ],
+                &[
+                    ("page_access_token", TOKEN),
+                    ("app_secret", APP_SECRET),
+                    ("verify_token", VERIFY_TOKEN),
+                ],
+                &[api.allow_entry()],
+            ),
+            CallLimits::default(),
+        )
+        .await
+        .unwrap();
+    let calls = api.request_count();
+    let batch = webhooks_only.poll(None).await.unwrap();
+    assert!(batch.messages.is_empty() && batch.next_cursor.is_none());
+    assert_eq!(
+        api.request_count(),
+        calls,
+        "poll_feed = false makes no call"
+    );
+}
+
+#[tokio::test]
 async fn expired_token_is_unauthorized_and_expired() {
     let (api, _) = fake_graph().await;
     let mut fb = facebook_with(&api, "EAAGexpiredToken").await;

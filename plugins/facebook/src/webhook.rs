@@ -18,7 +18,6 @@
 //! against its Wasm build.
 
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use webcare_plugin::security::constant_time_eq;
 use webcare_plugin::{
     Attachment, AttachmentKind, Author, Direction, Error, Message, MessageKind, MessageUpdate,
@@ -120,9 +119,6 @@ pub fn normalize_webhook(body: &[u8], page_id: &str) -> Result<Delivery> {
 #[derive(Deserialize)]
 struct Head {
     object: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    entry: IgnoredAny,
 }
 
 /// An `object: page` delivery.
