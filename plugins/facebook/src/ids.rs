@@ -84,15 +84,18 @@ impl GraphTime {
             return Ok(Self(ms));
         }
         // `...+0000` / `...-0130`: put the colon RFC 3339 wants in the offset.
-        let bytes = text.as_bytes();
-        if bytes.len() > 5 {
-            let (head, offset) = text.split_at(text.len() - 5);
-            let sign = offset.as_bytes()[0];
-            if (sign == b'+' || sign == b'-') && offset[1..].bytes().all(|b| b.is_ascii_digit()) {
-                let fixed = format!("{head}{}:{}", &offset[..3], &offset[3..]);
-                if let Ok(ms) = time::parse_rfc3339(&fixed) {
-                    return Ok(Self(ms));
-                }
+        // `get` rather than slicing: the text is channel data and may not be
+        // ASCII where the offset should be.
+        let split = text.len().saturating_sub(5);
+        if let (Some(head), Some(offset)) = (text.get(..split), text.get(split..))
+            && let [sign @ (b'+' | b'-'), digits @ ..] = offset.as_bytes()
+            && digits.len() == 4
+            && digits.iter().all(u8::is_ascii_digit)
+        {
+            let (hours, minutes) = offset[1..].split_at(2);
+            let fixed = format!("{head}{}{hours}:{minutes}", char::from(*sign));
+            if let Ok(ms) = time::parse_rfc3339(&fixed) {
+                return Ok(Self(ms));
             }
         }
         Err(Error::invalid_input(format!(
@@ -179,5 +182,14 @@ mod tests {
         );
         assert!(serde_json::from_str::<GraphTime>(r#""yesterday""#).is_err());
         assert!(serde_json::from_str::<GraphTime>(r#""2024-05-01T12:00:00+00""#).is_err());
+        for text in [
+            "",
+            "+0000",
+            "ééééé",
+            "2024-05-01T12:00:00é0000",
+            "2024-05-01T12:00:00+ü00",
+        ] {
+            assert!(GraphTime::parse(text).is_err(), "{text}");
+        }
     }
 }
