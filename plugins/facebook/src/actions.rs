@@ -98,10 +98,12 @@ fn private_reply(
     check_text(text, MESSENGER_MAX_CHARS, "private reply")?;
     let (recipient_field, object) = match (target.kind, target.property("comment_id")) {
         (_, Some(comment_id)) => ("comment_id", comment_id),
-        (MessageKind::Post, None) => ("post_id", target.external_id.as_str()),
+        (MessageKind::Post | MessageKind::Mention, None) => {
+            ("post_id", target.external_id.as_str())
+        }
         _ => {
             return Err(Error::invalid_input(format!(
-                "a private reply answers a comment or visitor post; `{}` is neither",
+                "a private reply answers a comment, a mention or a visitor post; `{}` is none of them",
                 target.external_id
             )));
         }
