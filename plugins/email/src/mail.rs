@@ -215,12 +215,15 @@ fn looks_like_mail(raw: &[u8]) -> bool {
 }
 
 /// The readable text: every inline text part, HTML parts converted (an
-/// HTML-only mail becomes text through the SDK's converter).
+/// HTML-only mail becomes text through the SDK's converter), lines ending
+/// in `\n`.
 fn body_text(mail: &mail_parser::Message<'_>) -> String {
     let mut parts = Vec::new();
     for part in mail.text_bodies() {
         match &part.body {
-            PartType::Text(body) => parts.push(body.trim_end().to_owned()),
+            // One line-ending convention, whatever the transport did to
+            // the mail (IMAP stores CRLF, webhooks may deliver LF).
+            PartType::Text(body) => parts.push(body.trim_end().replace("\r\n", "\n")),
             PartType::Html(html) => parts.push(text::html_to_text(html)),
             _ => {}
         }
@@ -726,7 +729,7 @@ mod tests {
 
         let parsed = normalize_mail(&composed.bytes, &brand(), 7, None).unwrap();
         assert_eq!(parsed.subject.as_deref(), Some("Re: Bestelling kwijt 😡"));
-        assert_eq!(parsed.text, "Sorry Jan, we zoeken het uit! 📦\r\n.\r\nGroet");
+        assert_eq!(parsed.text, "Sorry Jan, we zoeken het uit! 📦\n.\nGroet");
         assert_eq!(parsed.external_id, composed.message_id);
         assert_eq!(parsed.thread_id, "root@example.test");
         assert_eq!(parsed.direction, Direction::Outbound);
