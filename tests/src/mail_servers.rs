@@ -215,7 +215,10 @@ impl Dovecot {
             .iter()
             .map(|(user, password)| {
                 let home = root.join("mail").join(user);
-                format!("{user}:{{PLAIN}}{password}:{uid}:{gid}::{}::\n", home.display())
+                format!(
+                    "{user}:{{PLAIN}}{password}:{uid}:{gid}::{}::\n",
+                    home.display()
+                )
             })
             .collect();
         std::fs::write(root.join("passwd"), passwd).expect("passwd file");
@@ -447,7 +450,9 @@ pub struct Smtpd {
 impl Smtpd {
     /// Starts OpenSMTPD, waiting for any other test's instance to stop.
     pub fn start() -> Smtpd {
-        let turn = SMTPD_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let turn = SMTPD_LOCK
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = server_dir("webcare-smtpd-");
         let root = dir.path();
         let maildir = root.join("received");

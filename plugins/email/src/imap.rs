@@ -178,17 +178,21 @@ impl<T: Transport> Client<T> {
             return Ok(());
         }
         let detail = format!("IMAP login as `{user}` refused: {}", done.describe());
-        Err(match done.code_name().map(str::to_ascii_uppercase).as_deref() {
-            Some("UNAVAILABLE") => Error::transient(detail),
-            Some("EXPIRED") => Error::auth_expired(detail),
-            _ => Error::unauthorized(detail),
-        })
+        Err(
+            match done.code_name().map(str::to_ascii_uppercase).as_deref() {
+                Some("UNAVAILABLE") => Error::transient(detail),
+                Some("EXPIRED") => Error::auth_expired(detail),
+                _ => Error::unauthorized(detail),
+            },
+        )
     }
 
     /// `EXAMINE` (read-only: polling never changes flags).
     pub fn examine(&mut self, mailbox: &str) -> Result<MailboxStatus> {
         let name = quoted(mailbox).ok_or_else(|| {
-            Error::invalid_input(format!("mailbox name `{mailbox}` has characters IMAP cannot quote"))
+            Error::invalid_input(format!(
+                "mailbox name `{mailbox}` has characters IMAP cannot quote"
+            ))
         })?;
         let command = format!("EXAMINE {name}");
         let mut status = MailboxStatus::default();
@@ -198,7 +202,10 @@ impl<T: Transport> Client<T> {
             let Some(rest) = text.strip_prefix("* ") else {
                 return Ok(());
             };
-            if let Some(count) = rest.strip_suffix(" EXISTS").or_else(|| rest.strip_suffix(" exists")) {
+            if let Some(count) = rest
+                .strip_suffix(" EXISTS")
+                .or_else(|| rest.strip_suffix(" exists"))
+            {
                 status.exists = count.trim().parse().unwrap_or(0);
             } else if rest.len() > 3 && rest[..3].eq_ignore_ascii_case("OK ") {
                 let completion = Completion::parse(rest);
@@ -209,7 +216,11 @@ impl<T: Transport> Client<T> {
                         .and_then(|code| code.split(' ').nth(1))
                         .and_then(|n| n.parse::<u32>().ok())
                 };
-                match completion.code_name().map(str::to_ascii_uppercase).as_deref() {
+                match completion
+                    .code_name()
+                    .map(str::to_ascii_uppercase)
+                    .as_deref()
+                {
                     Some("UIDVALIDITY") => {
                         if let Some(n) = number() {
                             status.uid_validity = n;
@@ -246,7 +257,9 @@ impl<T: Transport> Client<T> {
             let text = String::from_utf8_lossy(response);
             let mut words = text.split_ascii_whitespace();
             if words.next() == Some("*")
-                && words.next().is_some_and(|w| w.eq_ignore_ascii_case("SEARCH"))
+                && words
+                    .next()
+                    .is_some_and(|w| w.eq_ignore_ascii_case("SEARCH"))
             {
                 uids.extend(words.filter_map(|w| w.parse::<u32>().ok()));
             }
@@ -417,7 +430,11 @@ pub fn parse_fetch(response: &[u8]) -> Result<Option<Fetched>> {
     let [star, _seq, keyword, Value::List(items), ..] = values.as_slice() else {
         return Ok(None);
     };
-    if star.atom() != Some("*") || !keyword.atom().is_some_and(|k| k.eq_ignore_ascii_case("FETCH")) {
+    if star.atom() != Some("*")
+        || !keyword
+            .atom()
+            .is_some_and(|k| k.eq_ignore_ascii_case("FETCH"))
+    {
         return Ok(None);
     }
     let mut fetched = Fetched::default();
@@ -463,7 +480,10 @@ impl Parser<'_> {
     fn values(&mut self, in_list: bool) -> Result<Vec<Value>> {
         let mut values = Vec::new();
         loop {
-            while self.peek().is_some_and(|b| b == b' ' || b == b'\r' || b == b'\n') {
+            while self
+                .peek()
+                .is_some_and(|b| b == b' ' || b == b'\r' || b == b'\n')
+            {
                 self.at += 1;
             }
             match self.peek() {
@@ -574,7 +594,10 @@ fn malformed(what: &str) -> Error {
 /// `text` as an IMAP quoted string, or `None` if it needs a literal
 /// (line breaks, NUL, non-ASCII).
 fn quoted(text: &str) -> Option<String> {
-    if text.bytes().any(|b| b == 0 || b == b'\r' || b == b'\n' || !b.is_ascii()) {
+    if text
+        .bytes()
+        .any(|b| b == 0 || b == b'\r' || b == b'\n' || !b.is_ascii())
+    {
         return None;
     }
     let mut out = String::with_capacity(text.len() + 2);
@@ -709,7 +732,11 @@ mod tests {
     #[test]
     fn login_failures_are_unauthorized_with_the_right_flags() {
         for (line, expired, transient) in [
-            ("w1 NO [AUTHENTICATIONFAILED] Authentication failed.", false, false),
+            (
+                "w1 NO [AUTHENTICATIONFAILED] Authentication failed.",
+                false,
+                false,
+            ),
             ("w1 BAD Error in IMAP command", false, false),
             ("w1 NO [EXPIRED] Password expired", true, false),
             ("w1 NO [UNAVAILABLE] Auth backend down", false, true),
@@ -774,7 +801,10 @@ mod tests {
         let Value::List(items) = &values[3] else {
             panic!("{values:?}")
         };
-        assert_eq!(items[2], Value::Atom("BODY[HEADER.FIELDS (DATE FROM)]".into()));
+        assert_eq!(
+            items[2],
+            Value::Atom("BODY[HEADER.FIELDS (DATE FROM)]".into())
+        );
         assert_eq!(items[3], Value::Bytes(b"abc".to_vec()));
         assert_eq!(
             items[5],

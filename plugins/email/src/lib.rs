@@ -27,16 +27,22 @@ use serde::{Deserialize, Serialize};
 use webcare_plugin::{
     Action, ActionKind, ActionResult, ActionTarget, Batch, Connector, Error, Feature, MessageKind,
     PluginInfo, Result, SettingSpec, WebhookOutcome, WebhookRequest, WebhookResponse, clock,
-    cursor, log, secrets, security, settings,
+    cursor, log, secrets, security, settings, state,
 };
 
-pub use mail::{Brand, ReplySpec, compose_reply, normalize_mail, normalize_mails};
 use mail::MAX_MESSAGE_BYTES;
+pub use mail::{Brand, ReplySpec, compose_reply, normalize_mail, normalize_mails};
 use transport::Security;
 
 /// Raw bytes one poll fetches at most (besides the per-mail cap): keeps a
 /// page of large mails well inside the plugin's memory limit.
 const MAX_PAGE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// State key of the Message-IDs of the latest replies sent.
+const SENT_KEY: &str = "sent_replies";
+
+/// How many sent replies are remembered for retries (≈70 bytes each).
+const MAX_REMEMBERED_REPLIES: usize = 256;
 
 /// The connector.
 pub struct EmailConnector;
@@ -152,8 +158,24 @@ impl Connector for EmailConnector {
             now_ms: clock::now_ms(),
             text: &outgoing.text,
         });
+        // SMTP has no idempotency: remember what was sent, so a retry of an
+        // action that went through (a timeout after DATA) is not sent twice.
+        let mut sent: Vec<String> = state::get_json(SENT_KEY)?.unwrap_or_default();
+        if sent.contains(&composed.message_id) {
+            log::info(format!(
+                "reply {} was already sent; not sending it again",
+                composed.message_id
+            ));
+            return Ok(ActionResult::created(composed.message_id, None));
+        }
         send_mail(&config, &to, &composed.bytes)?;
         log::info(format!("reply {} sent", composed.message_id));
+        sent.push(composed.message_id.clone());
+        let keep_from = sent.len().saturating_sub(MAX_REMEMBERED_REPLIES);
+        if let Err(error) = state::set_json(SENT_KEY, &sent[keep_from..]) {
+            // The mail is out; failing now would make the host retry it.
+            log::warn(format!("could not remember the sent reply: {error}"));
+        }
         Ok(ActionResult::created(composed.message_id, None))
     }
 }
@@ -180,7 +202,9 @@ impl Config {
         }
         let page_size: usize = settings::parse("page_size")?;
         if page_size == 0 {
-            return Err(Error::invalid_input("setting `page_size` must be at least 1"));
+            return Err(Error::invalid_input(
+                "setting `page_size` must be at least 1",
+            ));
         }
         let password = secrets::get("password");
         Ok(Self {
@@ -214,7 +238,9 @@ fn endpoint(prefix: &str, needed_for: &str) -> Result<(String, u16, Security)> {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .ok_or_else(|| {
-            Error::invalid_input(format!("setting `{prefix}_host` is needed for {needed_for}"))
+            Error::invalid_input(format!(
+                "setting `{prefix}_host` is needed for {needed_for}"
+            ))
         })?;
     let port: u16 = settings::parse(&format!("{prefix}_port"))?;
     let security_key = format!("{prefix}_security");
@@ -265,10 +291,18 @@ fn poll_mailbox(config: &Config, position: Option<Position>) -> Result<Batch> {
     // Sizes first: choose which mails fit the page and which are too big.
     let candidates: Vec<u32> = uids.iter().copied().take(config.page_size).collect();
     let mut sizes = Vec::with_capacity(candidates.len());
-    client.fetch(&candidates, "UID RFC822.SIZE INTERNALDATE", &mut |fetched| {
-        sizes.push((fetched.uid, fetched.size.unwrap_or(0), fetched.internal_date));
-        Ok(())
-    })?;
+    client.fetch(
+        &candidates,
+        "UID RFC822.SIZE INTERNALDATE",
+        &mut |fetched| {
+            sizes.push((
+                fetched.uid,
+                fetched.size.unwrap_or(0),
+                fetched.internal_date,
+            ));
+            Ok(())
+        },
+    )?;
     sizes.sort_unstable_by_key(|(uid, _, _)| *uid);
     let mut page = Vec::new();
     let mut budget = 0_u64;
@@ -283,7 +317,6 @@ fn poll_mailbox(config: &Config, position: Option<Position>) -> Result<Batch> {
 
     let brand = config.brand();
     let now = clock::now_ms();
-    let mut messages = Vec::with_capacity(page.len());
     let whole: Vec<u32> = page
         .iter()
         .filter(|(_, size, _)| *size <= MAX_MESSAGE_BYTES)
@@ -306,14 +339,23 @@ fn poll_mailbox(config: &Config, position: Option<Position>) -> Result<Batch> {
             let body = fetched.body.unwrap_or_default();
             let received_at = date.as_deref().and_then(internal_date_ms).unwrap_or(now);
             let full_size = (*size > MAX_MESSAGE_BYTES).then_some(*size);
-            let message = normalize_mail(&body, &brand, received_at, full_size).map_err(|error| {
-                Error::invalid_input(format!(
-                    "mail UID {} in `{}`: {}",
-                    fetched.uid,
-                    config.mailbox,
-                    error.detail()
-                ))
-            })?;
+            // A stored mail that does not parse must not block the mailbox
+            // for good (every poll would fail on it): it becomes a note.
+            let message =
+                normalize_mail(&body, &brand, received_at, full_size).unwrap_or_else(|error| {
+                    log::warn(format!(
+                        "mail UID {} in `{}` is unreadable: {}",
+                        fetched.uid,
+                        config.mailbox,
+                        error.detail()
+                    ));
+                    mail::unreadable_mail(
+                        status.uid_validity,
+                        fetched.uid,
+                        &config.mailbox,
+                        received_at,
+                    )
+                });
             normalized.push((fetched.uid, message));
             Ok(())
         })?;
@@ -323,6 +365,7 @@ fn poll_mailbox(config: &Config, position: Option<Position>) -> Result<Batch> {
     normalized.sort_by_key(|(uid, _)| *uid);
     let last_uid = page.last().map(|(uid, _, _)| *uid);
     let mut seen = Vec::with_capacity(normalized.len());
+    let mut messages = Vec::with_capacity(normalized.len());
     for (uid, message) in normalized {
         seen.push(uid);
         messages.push(message);

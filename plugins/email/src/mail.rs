@@ -79,7 +79,9 @@ pub fn normalize_mail(
     let mail = MessageParser::default()
         .parse(raw)
         .filter(|mail| !mail.headers().is_empty() && looks_like_mail(raw))
-        .ok_or_else(|| Error::invalid_input("the body is not an RFC 5322 mail (no header fields)"))?;
+        .ok_or_else(|| {
+            Error::invalid_input("the body is not an RFC 5322 mail (no header fields)")
+        })?;
 
     let from = first_address(mail.from()).or_else(|| first_address(mail.sender()));
     let (from_address, from_name) = from.unwrap_or_default();
@@ -89,19 +91,21 @@ pub fn normalize_mail(
     let subject = mail.subject().map(str::to_owned);
 
     let text_body = body_text(&mail);
-    let html = mail
-        .html_bodies()
-        .find_map(|part| match &part.body {
-            PartType::Html(html) => Some(html.to_string()),
-            _ => None,
-        });
+    let html = mail.html_bodies().find_map(|part| match &part.body {
+        PartType::Html(html) => Some(html.to_string()),
+        _ => None,
+    });
     let created_at = mail
         .date()
         .map(|date| date.to_timestamp().saturating_mul(1000))
         .filter(|&ms| ms > 0)
         .unwrap_or(received_at);
 
-    let external_id = match mail.message_id().map(normalize_id).filter(|id| !id.is_empty()) {
+    let external_id = match mail
+        .message_id()
+        .map(normalize_id)
+        .filter(|id| !id.is_empty())
+    {
         Some(id) => id,
         None => {
             let mut hash = Fnv128::new();
@@ -201,6 +205,28 @@ pub fn normalize_mail(
     })
 }
 
+/// The stand-in for a stored mail that does not parse: a message that
+/// tells the agent to look in the mailbox, with an id made of the mailbox's
+/// `UIDVALIDITY` and the mail's UID (stable while the mailbox is).
+pub fn unreadable_mail(
+    uid_validity: u32,
+    uid: u32,
+    mailbox: &str,
+    received_at: TimestampMs,
+) -> Message {
+    let id = format!("imap-{uid_validity}-{uid}");
+    Message::new(
+        id.clone(),
+        id,
+        MessageKind::Email,
+        Author::new("unknown", "unknown"),
+        format!(
+            "[An e-mail in `{mailbox}` (UID {uid}) could not be read; open it in the mailbox.]"
+        ),
+        received_at,
+    )
+}
+
 /// mail-parser accepts nearly anything as a mail; require a header line
 /// (`Name: value`, the name letters, digits and `-`) first, so a JSON or HTML body
 /// posted by mistake is refused instead of becoming an empty message.
@@ -264,7 +290,10 @@ fn language(mail: &mail_parser::Message<'_>) -> Option<String> {
         _ => None,
     };
     from_value(mail.content_language())
-        .or_else(|| mail.text_bodies().find_map(|part| from_value(part.content_language())))
+        .or_else(|| {
+            mail.text_bodies()
+                .find_map(|part| from_value(part.content_language()))
+        })
         .filter(|tag| !tag.is_empty())
 }
 
@@ -553,7 +582,11 @@ impl Fnv128 {
 
 /// Normalises a batch of raw mails (the benchmark's unit of work); the
 /// first malformed one fails the whole batch.
-pub fn normalize_mails(raws: &[Vec<u8>], brand: &Brand, received_at: TimestampMs) -> Result<Vec<Message>> {
+pub fn normalize_mails(
+    raws: &[Vec<u8>],
+    brand: &Brand,
+    received_at: TimestampMs,
+) -> Result<Vec<Message>> {
     raws.iter()
         .map(|raw| normalize_mail(raw, brand, received_at, None))
         .collect()
@@ -605,7 +638,13 @@ mod tests {
         assert_eq!(message.author.handle, "jan@example.test");
         assert_eq!(message.author.display_name, "Jan de Vries");
         assert_eq!(message.subject.as_deref(), Some("Bestelling kwijt 😡"));
-        assert!(message.text.starts_with("Hoi, mijn pakket is niet bezorgd 📦."), "{:?}", message.text);
+        assert!(
+            message
+                .text
+                .starts_with("Hoi, mijn pakket is niet bezorgd 📦."),
+            "{:?}",
+            message.text
+        );
         assert_eq!(message.created_at, 1_795_510_800_000);
         assert_eq!(message.attachments.len(), 1);
         let pdf = &message.attachments[0];
@@ -613,7 +652,10 @@ mod tests {
         assert_eq!(pdf.mime_type.as_deref(), Some("application/pdf"));
         assert_eq!(pdf.size_bytes, Some(9));
         assert_eq!(pdf.kind, AttachmentKind::File);
-        assert_eq!(message.property("reply_to"), Some("jan.private@example.test"));
+        assert_eq!(
+            message.property("reply_to"),
+            Some("jan.private@example.test")
+        );
         assert_eq!(message.property("from"), Some("jan@example.test"));
         assert_eq!(message.property("message_id"), Some("m1@example.test"));
     }
@@ -622,9 +664,18 @@ mod tests {
     fn threading_follows_references_then_in_reply_to() {
         let raw = include_bytes!("../../../tests/fixtures/email/chatwoot_references.eml");
         let message = normalize_mail(raw, &brand(), 7, None).unwrap();
-        assert_eq!(message.external_id, "0CB459E0-0336-41DA-BC88-E6E28C697DDBF@chatwoot.com");
-        assert_eq!(message.thread_id, "4e6e35f5a38b4_479f13bb90078178@small-app-01.mail");
-        assert_eq!(message.in_reply_to.as_deref(), Some("4e6e35f5a38b4_479f13bb90078178@small-app-01.mail"));
+        assert_eq!(
+            message.external_id,
+            "0CB459E0-0336-41DA-BC88-E6E28C697DDBF@chatwoot.com"
+        );
+        assert_eq!(
+            message.thread_id,
+            "4e6e35f5a38b4_479f13bb90078178@small-app-01.mail"
+        );
+        assert_eq!(
+            message.in_reply_to.as_deref(),
+            Some("4e6e35f5a38b4_479f13bb90078178@small-app-01.mail")
+        );
         assert_eq!(
             message.property("references"),
             Some("<4e6e35f5a38b4_479f13bb90078178@small-app-01.mail> <test-in-reply-to>")
@@ -656,12 +707,23 @@ mod tests {
 
         let html = "From: a@b.test\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>Hallo <b>team</b> &amp; co,</p><p>\u{0645}\u{0631}\u{062d}\u{0628}\u{0627}</p></body></html>\r\n";
         let message = normalize_mail(html.as_bytes(), &brand(), 7, None).unwrap();
-        assert!(message.text.contains("Hallo team & co,"), "{:?}", message.text);
+        assert!(
+            message.text.contains("Hallo team & co,"),
+            "{:?}",
+            message.text
+        );
         assert!(message.text.contains("مرحبا"), "{:?}", message.text);
         assert!(!message.text.contains('<'));
-        assert!(message.html.as_deref().is_some_and(|h| h.contains("<b>team</b>")));
+        assert!(
+            message
+                .html
+                .as_deref()
+                .is_some_and(|h| h.contains("<b>team</b>"))
+        );
 
-        let raw = include_bytes!("../../../tests/fixtures/email/mailparser_thirdparty_010_rfc2047_utf8_b.eml");
+        let raw = include_bytes!(
+            "../../../tests/fixtures/email/mailparser_thirdparty_010_rfc2047_utf8_b.eml"
+        );
         let message = normalize_mail(raw, &brand(), 7, None).unwrap();
         assert_eq!(message.subject.as_deref(), Some("こんにちは"));
         assert_eq!(message.language.as_deref(), Some("ja"));
@@ -669,10 +731,19 @@ mod tests {
 
     #[test]
     fn the_rfc_2046_sample_keeps_both_text_parts() {
-        let raw = include_bytes!("../../../tests/fixtures/email/mailparser_rfc_005_multipart_mixed.eml");
+        let raw =
+            include_bytes!("../../../tests/fixtures/email/mailparser_rfc_005_multipart_mixed.eml");
         let message = normalize_mail(raw, &brand(), 7, None).unwrap();
-        assert!(message.text.contains("This is implicitly typed plain US-ASCII text."));
-        assert!(message.text.contains("This is explicitly typed plain US-ASCII text."));
+        assert!(
+            message
+                .text
+                .contains("This is implicitly typed plain US-ASCII text.")
+        );
+        assert!(
+            message
+                .text
+                .contains("This is explicitly typed plain US-ASCII text.")
+        );
         assert!(!message.text.contains("preamble"));
         assert!(message.attachments.is_empty());
     }
@@ -680,7 +751,8 @@ mod tests {
     #[test]
     fn huge_mails_are_metadata_only() {
         let header = "From: a@b.test\r\nTo: care@acme.test\r\nMessage-ID: <big@b.test>\r\nSubject: scan\r\n\r\n";
-        let message = normalize_mail(header.as_bytes(), &brand(), 7, Some(30 * 1024 * 1024)).unwrap();
+        let message =
+            normalize_mail(header.as_bytes(), &brand(), 7, Some(30 * 1024 * 1024)).unwrap();
         assert_eq!(message.external_id, "big@b.test");
         assert!(message.text.contains("30720 KiB"), "{}", message.text);
         assert_eq!(message.property("truncated"), Some("true"));
@@ -688,10 +760,24 @@ mod tests {
 
     #[test]
     fn non_mail_is_invalid_input() {
-        for raw in [&b""[..], b"{\"json\": true}", b"<html>hi</html>", b"\r\n\r\nbody only"] {
+        for raw in [
+            &b""[..],
+            b"{\"json\": true}",
+            b"<html>hi</html>",
+            b"\r\n\r\nbody only",
+        ] {
             let error = normalize_mail(raw, &brand(), 7, None).unwrap_err();
             assert!(matches!(error, Error::InvalidInput(_)), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn unreadable_stored_mail_becomes_a_note() {
+        let message = unreadable_mail(3, 42, "INBOX", 9);
+        assert_eq!(message.external_id, "imap-3-42");
+        assert!(message.text.contains("UID 42"));
+        assert_eq!(message.created_at, 9);
+        assert_eq!(message.visibility, webcare_plugin::Visibility::Private);
     }
 
     #[test]
@@ -720,9 +806,15 @@ mod tests {
         assert_eq!(composed, compose_reply(&spec), "same key, same mail");
         assert!(composed.message_id.ends_with("@acme.test"));
         let text = String::from_utf8(composed.bytes.clone()).unwrap();
-        assert!(text.contains("From: \"Acme Klantenservice\" <care@acme.test>\r\n"), "{text}");
+        assert!(
+            text.contains("From: \"Acme Klantenservice\" <care@acme.test>\r\n"),
+            "{text}"
+        );
         assert!(text.contains("To: <jan.private@example.test>\r\n"));
-        assert!(text.contains("Date: Tue, 24 Nov 2026 15:27:48 +0000\r\n"), "{text}");
+        assert!(
+            text.contains("Date: Tue, 24 Nov 2026 15:27:48 +0000\r\n"),
+            "{text}"
+        );
         assert!(text.contains("In-Reply-To: <m1@example.test>\r\n"));
         assert!(text.contains("References: <root@example.test> <m1@example.test>\r\n"));
         assert!(text.contains("Content-Transfer-Encoding: base64\r\n"));
@@ -749,7 +841,10 @@ mod tests {
     #[test]
     fn dates_format_as_rfc_5322() {
         assert_eq!(rfc5322_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc5322_date(951_782_400_000), "Tue, 29 Feb 2000 00:00:00 +0000");
+        assert_eq!(
+            rfc5322_date(951_782_400_000),
+            "Tue, 29 Feb 2000 00:00:00 +0000"
+        );
         assert_eq!(rfc5322_date(-1000), "Wed, 31 Dec 1969 23:59:59 +0000");
     }
 }

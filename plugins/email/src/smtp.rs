@@ -46,9 +46,7 @@ impl Extensions {
             let mut words = line.split_ascii_whitespace();
             match words.next().map(str::to_ascii_uppercase).as_deref() {
                 Some("STARTTLS") => extensions.starttls = true,
-                Some("AUTH") => extensions
-                    .auth
-                    .extend(words.map(str::to_ascii_uppercase)),
+                Some("AUTH") => extensions.auth.extend(words.map(str::to_ascii_uppercase)),
                 _ => {}
             }
         }
@@ -282,7 +280,11 @@ mod tests {
         let mut client = Client::start(Script::new(server.as_bytes()), "acme.test").unwrap();
         client.authenticate("care@acme.test", "s3cret").unwrap();
         client
-            .send("care@acme.test", &["jan@example.test".into()], b"A\n.b\r\n..c")
+            .send(
+                "care@acme.test",
+                &["jan@example.test".into()],
+                b"A\n.b\r\n..c",
+            )
             .unwrap();
         client.quit();
         // (The script is consumed by `quit`; check the stuffing directly.)
@@ -299,11 +301,15 @@ mod tests {
         assert!(written.contains("AUTH PLAIN AHUAcA==\r\n"), "{written}");
 
         let ehlo_login = "250-mx\r\n250 AUTH LOGIN\r\n";
-        let server = format!("220 hi\r\n{ehlo_login}334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 ok\r\n");
+        let server =
+            format!("220 hi\r\n{ehlo_login}334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 ok\r\n");
         let mut client = Client::start(Script::new(server.as_bytes()), "acme.test").unwrap();
         client.authenticate("u", "p").unwrap();
         let written = client.into_transport().written_text();
-        assert!(written.ends_with("AUTH LOGIN\r\ndQ==\r\ncA==\r\n"), "{written}");
+        assert!(
+            written.ends_with("AUTH LOGIN\r\ndQ==\r\ncA==\r\n"),
+            "{written}"
+        );
     }
 
     #[test]
