@@ -12,6 +12,10 @@ use webcare_plugin::{Error, Result};
 
 use crate::transport::Transport;
 
+/// The largest literal accepted from a server: well above the mails the
+/// connector fetches whole, well below the plugin's memory limit.
+const MAX_LITERAL_BYTES: usize = 16 * 1024 * 1024;
+
 /// A parsed IMAP data item.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
@@ -207,7 +211,10 @@ impl<T: Transport> Client<T> {
                 .or_else(|| rest.strip_suffix(" exists"))
             {
                 status.exists = count.trim().parse().unwrap_or(0);
-            } else if rest.len() > 3 && rest[..3].eq_ignore_ascii_case("OK ") {
+            } else if rest
+                .get(..3)
+                .is_some_and(|ok| ok.eq_ignore_ascii_case("OK "))
+            {
                 let completion = Completion::parse(rest);
                 let number = || {
                     completion
@@ -393,6 +400,11 @@ pub fn read_response(transport: &mut impl Transport) -> Result<Vec<u8>> {
             .ok_or_else(|| Error::transient("IMAP server closed the connection"))?;
         response.extend_from_slice(line.as_bytes());
         match literal_len(&line) {
+            Some(len) if len > MAX_LITERAL_BYTES => {
+                return Err(Error::invalid_input(format!(
+                    "IMAP server announced a {len}-byte literal, more than the {MAX_LITERAL_BYTES} bytes the connector reads"
+                )));
+            }
             Some(len) => {
                 response.extend_from_slice(b"\r\n");
                 response.extend_from_slice(&transport.read_exact(len)?);
@@ -576,7 +588,10 @@ impl Parser<'_> {
         if self.input[self.at..].starts_with(b"\r\n") {
             self.at += 2;
         }
-        let end = self.at + len;
+        let end = self
+            .at
+            .checked_add(len)
+            .ok_or_else(|| malformed("a literal's length is out of range"))?;
         let bytes = self
             .input
             .get(self.at..end)
@@ -783,6 +798,20 @@ mod tests {
         let server = "* OK ready\r\nw1 BAD STARTTLS not supported\r\n";
         let mut client = Client::start(Script::new(server.as_bytes())).unwrap();
         assert!(matches!(client.start_tls(), Err(Error::NotAllowed(_))));
+    }
+
+    #[test]
+    fn hostile_responses_fail_cleanly() {
+        let mut script = Script::new(b"* 1 FETCH (BODY[] {99999999999}\r\n");
+        assert!(matches!(
+            read_response(&mut script),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(parse_values(b"* 1 FETCH (BODY[] {18446744073709551615}\r\nx)").is_err());
+        // Multi-byte text where a status word is expected must not panic.
+        let server = "* OK ready\r\n* é€ UIDVALIDITY\r\n* OK [UIDVALIDITY 7] x\r\nw1 OK done\r\n";
+        let mut client = Client::start(Script::new(server.as_bytes())).unwrap();
+        assert_eq!(client.examine("INBOX").unwrap().uid_validity, 7);
     }
 
     #[test]

@@ -424,14 +424,16 @@ pub fn compose_reply(spec: &ReplySpec<'_>) -> Composed {
     let _ = write!(out, "Subject: {}\r\n", encode_header_text(&subject));
     let _ = write!(out, "Date: {}\r\n", rfc5322_date(spec.now_ms));
     let _ = write!(out, "Message-ID: <{message_id}>\r\n");
-    if let Some(parent) = spec.in_reply_to.filter(|id| !id.is_empty()) {
+    // Ids come from customers' mails: only well-formed ones go into headers.
+    if let Some(parent) = spec.in_reply_to.filter(|id| is_header_safe_id(id)) {
         let _ = write!(out, "In-Reply-To: <{parent}>\r\n");
         let mut references: Vec<String> = spec
             .references
             .unwrap_or("")
             .split_whitespace()
-            .map(|id| format!("<{}>", normalize_id(id)))
-            .filter(|id| id.len() > 2)
+            .map(normalize_id)
+            .filter(|id| is_header_safe_id(id))
+            .map(|id| format!("<{id}>"))
             .collect();
         let parent = format!("<{parent}>");
         if !references.contains(&parent) {
@@ -462,6 +464,15 @@ pub fn compose_reply(spec: &ReplySpec<'_>) -> Composed {
         message_id,
         bytes: out.into_bytes(),
     }
+}
+
+/// A Message-ID that can go into a header as `<id>`: printable ASCII, no
+/// brackets (so nothing a customer wrote can add a header line).
+fn is_header_safe_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
 }
 
 /// `Re:`, `RE :`, `re:` already there.
@@ -836,6 +847,24 @@ mod tests {
         assert!(text.contains("Subject: RE: Bestelling\r\n"), "{text}");
         assert!(text.contains("Content-Transfer-Encoding: 7bit\r\n"));
         assert_ne!(again.message_id, composed.message_id);
+    }
+
+    #[test]
+    fn injected_ids_and_subjects_stay_inside_their_headers() {
+        let composed = compose_reply(&ReplySpec {
+            from_address: "care@acme.test",
+            from_name: Some("Acme\r\nBcc: evil@example.test"),
+            to: "jan@example.test",
+            subject: Some("Hi\r\nBcc: evil@example.test"),
+            in_reply_to: Some("x@y>\r\nBcc: evil@example.test"),
+            references: Some("<ok@example.test> <bad\r\nBcc:@x>"),
+            idempotency_key: "k",
+            now_ms: 0,
+            text: "t",
+        });
+        let text = String::from_utf8(composed.bytes).unwrap();
+        assert!(!text.contains("\r\nBcc:"), "{text}");
+        assert!(!text.contains("In-Reply-To"), "{text}");
     }
 
     #[test]
