@@ -376,7 +376,7 @@ fn poll_mailbox(config: &Config, position: Option<Position>) -> Result<Batch> {
     }
 
     let next_uid = match last_uid {
-        Some(uid) => uid + 1,
+        Some(uid) => uid.saturating_add(1),
         None => from,
     };
     let mut batch = Batch::new(messages);
