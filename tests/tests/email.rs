@@ -443,6 +443,16 @@ async fn a_wrong_password_is_unauthorized() {
         error.to_string().contains("AUTHENTICATIONFAILED"),
         "{error}"
     );
+    assert!(
+        matches!(
+            &error,
+            PluginError::Connector(webcare::model::ConnectorError::Unauthorized {
+                expired: false,
+                ..
+            })
+        ),
+        "wrong, not expired: {error:?}"
+    );
     // Dovecot logs the failed login when the connection closes.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !setup.dovecot.log().contains("auth failed") {
