@@ -1,7 +1,9 @@
 //! The e-mail connector's `.wasm` in the real host against real mail
 //! servers on loopback: Dovecot for IMAP (implicit TLS, STARTTLS and plain
-//! text on loopback), OpenSMTPD for replies (see `mail_servers` for why
-//! plain text), started and stopped per test by `webcare_tests::mail_servers`.
+//! text on loopback) and OpenSMTPD for replies, started and stopped per
+//! test by `webcare_tests::mail_servers`. OpenSMTPD cannot do TLS on this
+//! Debian (see `mail_servers`), so SMTP STARTTLS and `AUTH PLAIN` through
+//! the host are checked against a scripted submission server instead.
 
 mod common;
 
