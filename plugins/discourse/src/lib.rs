@@ -18,8 +18,9 @@
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod post;
+mod html;
 mod poll;
+pub mod post;
 mod webhook;
 
 pub use post::{Post, Relevance, Rules, normalize_posts};

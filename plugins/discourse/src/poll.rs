@@ -183,7 +183,10 @@ fn poll_list(
     let known: Vec<&Post> = posts.iter().filter(|post| post.id <= last).collect();
     let updates = changes(client, rules, &posts, &known, private, seen)?;
 
-    let top = at.scan.map_or(max_id.unwrap_or(last), |scan| scan.top).max(last);
+    let top = at
+        .scan
+        .map_or(max_id.unwrap_or(last), |scan| scan.top)
+        .max(last);
     // A full page of nothing but new posts: older new ones may wait below.
     let more = min_id.is_some_and(|min| min > last) && posts.len() >= page_size;
     let next = match min_id {
@@ -269,7 +272,9 @@ fn changes(
         }
         let was_hidden = before & 2 != 0;
         if post.hidden && !was_hidden {
-            updates.push(MessageUpdate::Hidden(post.removal(post.updated_at.as_deref())));
+            updates.push(MessageUpdate::Hidden(
+                post.removal(post.updated_at.as_deref()),
+            ));
         } else if !post.hidden && was_hidden {
             updates.push(MessageUpdate::Unhidden(
                 post.removal(post.updated_at.as_deref()),

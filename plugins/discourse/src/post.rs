@@ -9,7 +9,7 @@
 //! them all and a post gets the same `external_id` whichever way it came.
 
 use serde::Deserialize;
-use webcare_plugin::text::html_to_text;
+use crate::html::html_to_text;
 use webcare_plugin::{
     Author, Direction, Engagement, Error, Message, MessageKind, Removal, Result, Visibility, time,
 };
@@ -153,8 +153,9 @@ struct PostList {
 /// `GET /private-posts.json` (`private_posts`), newest first as Discourse
 /// sends it. Malformed JSON, or a body with neither list, is invalid input.
 pub fn parse_post_list(body: &[u8]) -> Result<Vec<Post>> {
-    let list: PostList = serde_json::from_slice(body)
-        .map_err(|error| Error::invalid_input(format!("Discourse post list is not valid: {error}")))?;
+    let list: PostList = serde_json::from_slice(body).map_err(|error| {
+        Error::invalid_input(format!("Discourse post list is not valid: {error}"))
+    })?;
     list.latest_posts.ok_or_else(|| {
         Error::invalid_input("Discourse post list has neither `latest_posts` nor `private_posts`")
     })
@@ -338,7 +339,12 @@ impl Post {
         }
         properties.push((
             "archetype".to_owned(),
-            if private { "private_message" } else { "regular" }.to_owned(),
+            if private {
+                "private_message"
+            } else {
+                "regular"
+            }
+            .to_owned(),
         ));
         properties.push(("relevance".to_owned(), relevance.name().to_owned()));
         Ok(Message {
@@ -455,3 +461,4 @@ pub fn post_id_by_number(posts: &[Post], topic_id: u64, post_number: u64) -> Opt
         .find(|post| post.topic_id == topic_id && post.post_number == post_number)
         .map(|post| post.id)
 }
+

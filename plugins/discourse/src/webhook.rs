@@ -17,8 +17,8 @@ use webcare_plugin::{
 };
 
 use crate::api::Client;
-use crate::post::Post;
 use crate::poll::resolve_reply;
+use crate::post::Post;
 use crate::rules;
 
 /// A `post` webhook body.
@@ -36,7 +36,10 @@ pub fn handle(request: &WebhookRequest) -> Result<WebhookOutcome> {
     }
     let Some(secret) = secrets::get("webhook_secret").filter(|secret| !secret.is_empty()) else {
         log::warn("refused a webhook delivery: the `webhook_secret` secret is not configured");
-        return Ok(reject(403, "webhooks are disabled: no webhook secret configured"));
+        return Ok(reject(
+            403,
+            "webhooks are disabled: no webhook secret configured",
+        ));
     };
     let Some(signature) = request.header("x-discourse-event-signature") else {
         return Ok(reject(401, "missing X-Discourse-Event-Signature"));
