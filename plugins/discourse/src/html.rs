@@ -74,16 +74,13 @@ fn numeric_entities(html: &str) -> Cow<'_, str> {
     while let Some(at) = rest.find('&') {
         out.push_str(&rest[..at]);
         let after = &rest[at + 1..];
-        let named = after
-            .find(';')
-            .filter(|&end| end <= 8)
-            .and_then(|end| {
-                let name = &after[..end];
-                ENTITIES
-                    .iter()
-                    .find(|(known, _)| *known == name)
-                    .map(|(_, code)| (end, *code))
-            });
+        let named = after.find(';').filter(|&end| end <= 8).and_then(|end| {
+            let name = &after[..end];
+            ENTITIES
+                .iter()
+                .find(|(known, _)| *known == name)
+                .map(|(_, code)| (end, *code))
+        });
         match named {
             Some((end, code)) => {
                 out.push_str(&format!("&#{code};"));

@@ -8,8 +8,8 @@
 //! bodies (`{"post": {...}}`), so one [`Post`] type and one normaliser serve
 //! them all and a post gets the same `external_id` whichever way it came.
 
-use serde::Deserialize;
 use crate::html::html_to_text;
+use serde::Deserialize;
 use webcare_plugin::{
     Author, Direction, Engagement, Error, Message, MessageKind, Removal, Result, Visibility, time,
 };
@@ -462,3 +462,109 @@ pub fn post_id_by_number(posts: &[Post], topic_id: u64, post_number: u64) -> Opt
         .map(|post| post.id)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORUM: &str = include_str!("../../../tests/fixtures/discourse/forum_posts.json");
+    const UPSTREAM: &str = include_str!("../../../tests/fixtures/discourse/posts_latest.json");
+    const PRIVATE: &str = include_str!("../../../tests/fixtures/discourse/private_posts.json");
+
+    fn rules() -> Rules {
+        Rules::new(
+            "https://forum.example/",
+            "@Acme_Care",
+            vec![7],
+            &["Acme Router".to_owned(), " ".to_owned()],
+        )
+    }
+
+    #[test]
+    fn mentions_need_the_whole_handle() {
+        assert!(mentions("@acme_care help", "acme_care"));
+        assert!(mentions("Hoi @ACME_CARE.", "acme_care"));
+        assert!(mentions("(@acme_care)", "acme_care"));
+        assert!(!mentions("@acme_care_bot help", "acme_care"));
+        assert!(!mentions("mail me at jan@acme_care", "acme_care"));
+        assert!(!mentions("acme_care", "acme_care"));
+    }
+
+    #[test]
+    fn rules_normalise_operator_input() {
+        let rules = rules();
+        assert_eq!(rules.base_url, "https://forum.example");
+        assert_eq!(rules.brand_username, "Acme_Care");
+        assert_eq!(rules.keywords, ["acme router"]);
+    }
+
+    #[test]
+    fn a_page_keeps_only_what_matters_oldest_first() {
+        let messages = normalize_posts(FORUM.as_bytes(), &rules(), false).unwrap();
+        let ids: Vec<&str> = messages.iter().map(|m| m.external_id.as_str()).collect();
+        assert_eq!(ids, ["101", "102", "104", "105", "106", "109"]);
+        let relevance: Vec<Option<&str>> =
+            messages.iter().map(|m| m.property("relevance")).collect();
+        assert_eq!(
+            relevance,
+            [
+                Some("support_category"),
+                Some("keyword"),
+                Some("mention"),
+                Some("brand"),
+                Some("reply_to_brand"),
+                Some("keyword")
+            ]
+        );
+        let answer = &messages[3];
+        assert_eq!(answer.direction, Direction::Outbound);
+        assert_eq!(answer.in_reply_to.as_deref(), Some("101"));
+        assert_eq!(
+            answer.permalink.as_deref(),
+            Some("https://forum.example/t/router-valt-steeds-uit-na-update/41/2")
+        );
+        assert!(messages.iter().all(|m| m.properties.len() <= 32));
+        // The upstream sample has nothing for the brand.
+        assert!(
+            normalize_posts(UPSTREAM.as_bytes(), &rules(), false)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn private_messages_are_private_and_reactive() {
+        let messages = normalize_posts(PRIVATE.as_bytes(), &rules(), true).unwrap();
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].kind, MessageKind::DirectMessage);
+        assert_eq!(messages[0].visibility, Visibility::Private);
+        assert!(messages[0].addressed_to_brand);
+    }
+
+    #[test]
+    fn raw_of_another_shape_falls_back_to_cooked() {
+        let body =
+            br#"{"latest_posts":[{"id":1,"username":"u","created_at":"2020-01-27T11:32:03.646Z",
+            "cooked":"<p>Some @acme_care text &amp; more</p>","post_number":2,"topic_id":57,
+            "raw":[{"type":"paragraph"}]}]}"#;
+        let messages = normalize_posts(body, &rules(), false).unwrap();
+        assert_eq!(messages[0].text, "Some @acme_care text & more");
+        assert_eq!(
+            messages[0].permalink.as_deref(),
+            Some("https://forum.example/t/57/2")
+        );
+    }
+
+    #[test]
+    fn malformed_pages_are_invalid_input() {
+        for body in [
+            &b""[..],
+            b"{",
+            b"{}",
+            br#"{"latest_posts":[{"id":"x"}]}"#,
+            br#"{"latest_posts":[{"id":1,"username":"u","created_at":"yesterday","post_number":1,"topic_id":2,"raw":"@acme_care"}]}"#,
+        ] {
+            let error = normalize_posts(body, &rules(), false).unwrap_err();
+            assert!(matches!(error, Error::InvalidInput(_)), "{error:?}");
+        }
+    }
+}

@@ -111,3 +111,24 @@ pub fn signature_matches(secret: &[u8], body: &[u8], header: &str) -> bool {
     let expected = hex::encode(mac.finalize().into_bytes());
     constant_time_eq(given.to_ascii_lowercase().as_bytes(), expected.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::signature_matches;
+
+    #[test]
+    fn signatures_are_hmac_sha256_hex_of_the_body() {
+        // HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog").
+        let body = b"The quick brown fox jumps over the lazy dog";
+        let hex = "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8";
+        assert!(signature_matches(b"key", body, &format!("sha256={hex}")));
+        assert!(signature_matches(
+            b"key",
+            body,
+            &format!("sha256={}", hex.to_uppercase())
+        ));
+        assert!(!signature_matches(b"key", body, hex));
+        assert!(!signature_matches(b"other", body, &format!("sha256={hex}")));
+        assert!(!signature_matches(b"key", b"", &format!("sha256={hex}")));
+    }
+}
