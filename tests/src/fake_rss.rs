@@ -19,6 +19,9 @@ pub const FORUM_RSS: &str = include_str!("../fixtures/rss/forum_latest.rss");
 /// XHTML comment, written for webcare.
 pub const BLOG_ATOM: &str = include_str!("../fixtures/rss/blog.atom");
 
+/// A canned answer: status, headers, body.
+pub type Canned = (u16, Vec<(String, String)>, String);
+
 /// What the feed server serves.
 #[derive(Debug, Clone)]
 pub struct FeedSite {
@@ -30,8 +33,8 @@ pub struct FeedSite {
     pub etag: Option<String>,
     /// Its `Last-Modified`, if the server sends one.
     pub last_modified: Option<String>,
-    /// A canned answer instead of the document: status, headers, body.
-    pub canned: Option<(u16, Vec<(String, String)>, String)>,
+    /// A canned answer instead of the document.
+    pub canned: Option<Canned>,
 }
 
 impl FeedSite {

@@ -278,10 +278,8 @@ pub fn parse_feed(body: &[u8]) -> Result<Feed> {
                     }
                 } else if author_depth == Some(depth) {
                     author_depth = None;
-                } else if item.as_ref().is_some_and(|(_, at)| *at == depth) {
-                    if let Some((done, _)) = item.take() {
-                        items.push(done);
-                    }
+                } else if let Some((done, _)) = item.take_if(|(_, at)| *at == depth) {
+                    items.push(done);
                 }
                 depth = depth.saturating_sub(1);
             }
