@@ -255,3 +255,85 @@ fn changes(
     batch.messages.sort_by_key(|message| message.created_at);
     batch
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn rss(items: &[(&str, &str)]) -> Feed {
+        let items: String = items
+            .iter()
+            .enumerate()
+            .map(|(i, (guid, text))| {
+                format!(
+                    "<item><guid>{guid}</guid><title>{guid}</title><description>{text}</description>\
+                     <pubDate>Fri, {:02} Nov 2026 09:00:00 GMT</pubDate></item>",
+                    i + 1
+                )
+            })
+            .collect();
+        parse_feed(format!("<rss><channel>{items}</channel></rss>").as_bytes()).unwrap()
+    }
+
+    fn cursor_of(feed: &Feed) -> FeedCursor {
+        FeedCursor {
+            seen: fingerprints(feed),
+            ..FeedCursor::default()
+        }
+    }
+
+    #[test]
+    fn the_first_poll_backfills_the_newest_and_remembers_all() {
+        let feed = rss(&[("a", "1"), ("b", "2"), ("c", "3")]);
+        let batch = changes(&feed, None, false, 2, NOW);
+        let ids: Vec<&str> = batch
+            .messages
+            .iter()
+            .map(|m| m.external_id.as_str())
+            .collect();
+        assert_eq!(ids, ["b", "c"], "newest two, oldest first");
+        assert!(changes(&feed, None, false, 0, NOW).messages.is_empty());
+
+        let later = rss(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]);
+        let batch = changes(&later, Some(&cursor_of(&feed)), false, 2, NOW);
+        let ids: Vec<&str> = batch
+            .messages
+            .iter()
+            .map(|m| m.external_id.as_str())
+            .collect();
+        assert_eq!(ids, ["d"], "`a` was remembered though not backfilled");
+    }
+
+    #[test]
+    fn changed_items_are_edits_and_duplicates_count_once() {
+        let feed = rss(&[("a", "1"), ("b", "2")]);
+        let later = rss(&[("a", "1"), ("b", "2 (edited)"), ("b", "2 (edited)")]);
+        let batch = changes(&later, Some(&cursor_of(&feed)), true, 20, NOW);
+        assert!(batch.messages.is_empty());
+        assert!(
+            matches!(&batch.updates[..], [MessageUpdate::Edited(m)] if m.external_id == "b" && m.addressed_to_brand)
+        );
+    }
+
+    #[test]
+    fn the_cursor_stays_under_4_kib_for_long_feeds() {
+        let items: Vec<(String, String)> = (0..500)
+            .map(|i| (format!("https://forum.example/t/{i}"), format!("item {i}")))
+            .collect();
+        let refs: Vec<(&str, &str)> = items
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let feed = rss(&refs);
+        let cursor = FeedCursor {
+            etag: Some(format!("\"{}\"", "e".repeat(MAX_VALIDATOR_BYTES - 2))),
+            last_modified: Some("Fri, 20 Nov 2026 09:00:00 GMT".into()),
+            seen: fingerprints(&feed),
+        };
+        let text = cursor::encode(&cursor).unwrap();
+        assert!(text.len() < cursor::MAX_CURSOR_BYTES, "{}", text.len());
+        assert_eq!(cursor.seen().len(), MAX_SEEN);
+    }
+}
