@@ -224,19 +224,25 @@ pub fn parse_feed(body: &[u8]) -> Result<Feed> {
                     }
                     continue;
                 }
-                if let Some((current, _)) = item.as_mut() {
-                    if ns == Ns::Atom && local == b"author" {
+                if let Some((current, item_depth)) = item.as_mut() {
+                    // Only direct children describe the item: an Atom
+                    // `<source>` repeats `id`, `title` and `updated` of
+                    // the feed the entry was copied from.
+                    let child = depth == *item_depth + 1;
+                    if child && ns == Ns::Atom && local == b"author" {
                         author_depth = Some(depth);
                         continue;
                     }
-                    let in_author = author_depth.is_some();
-                    if let Some(field) = item_field(ns, local, in_author, &start, position)? {
+                    let in_author = author_depth.is_some_and(|at| depth == at + 1);
+                    if (child || in_author)
+                        && let Some(field) = item_field(ns, local, in_author, &start, position)?
+                    {
                         capture = Some(Capture {
                             field,
                             depth,
                             text: String::new(),
                         });
-                    } else {
+                    } else if child || ns == Ns::Media {
                         item_attributes(current, ns, local, &start, position)?;
                     }
                 } else if is_item(ns, local) {
@@ -254,7 +260,9 @@ pub fn parse_feed(body: &[u8]) -> Result<Feed> {
                 if format.is_none() {
                     return Err(Error::invalid_input("the feed document is empty"));
                 }
-                if let Some((current, _)) = item.as_mut() {
+                if let Some((current, item_depth)) = item.as_mut()
+                    && (depth == *item_depth || ns == Ns::Media)
+                {
                     item_attributes(current, ns, local.as_ref(), &start, position)?;
                 }
             }
@@ -908,6 +916,23 @@ mod tests {
         let undated = feed.items[1].to_message(feed.format, None, false, NOW);
         assert_eq!(undated.created_at, NOW);
         assert_eq!(undated.author.id, "anonymous");
+    }
+
+    #[test]
+    fn an_atom_source_does_not_override_the_entry() {
+        let atom = r#"<feed xmlns="http://www.w3.org/2005/Atom"><entry>
+            <id>urn:entry:1</id><title>Mine</title><updated>2026-11-20T09:15:00Z</updated>
+            <link href="https://x.example/1"/>
+            <source><id>urn:feed:other</id><title>Other feed</title>
+              <link rel="alternate" href="https://other.example/"/>
+              <updated>2020-01-01T00:00:00Z</updated></source>
+          </entry></feed>"#;
+        let feed = parse_feed(atom.as_bytes()).unwrap();
+        let item = &feed.items[0];
+        assert_eq!(item.id(), "urn:entry:1");
+        assert_eq!(item.title.as_ref().map(|(t, _)| t.as_str()), Some("Mine"));
+        assert_eq!(item.link.as_deref(), Some("https://x.example/1"));
+        assert_eq!(item.created_at(), Some(1_795_166_100_000));
     }
 
     #[test]
