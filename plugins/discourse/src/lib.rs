@@ -18,7 +18,6 @@
 #![warn(missing_docs)]
 
 pub mod api;
-mod html;
 mod poll;
 pub mod post;
 mod webhook;

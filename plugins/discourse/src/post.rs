@@ -8,8 +8,8 @@
 //! bodies (`{"post": {...}}`), so one [`Post`] type and one normaliser serve
 //! them all and a post gets the same `external_id` whichever way it came.
 
-use crate::html::html_to_text;
 use serde::Deserialize;
+use webcare_plugin::text::html_to_text;
 use webcare_plugin::{
     Author, Direction, Engagement, Error, Message, MessageKind, Removal, Result, Visibility, time,
 };

@@ -22,7 +22,7 @@ use webcare_plugin::{
 };
 
 use crate::date::parse_feed_date;
-use crate::html::html_to_text;
+use webcare_plugin::text::html_to_text;
 
 const ATOM: &[u8] = b"http://www.w3.org/2005/Atom";
 const RSS1: &[u8] = b"http://purl.org/rss/1.0/";

@@ -18,7 +18,6 @@
 
 mod date;
 pub mod feed;
-mod html;
 
 pub use date::parse_feed_date;
 pub use feed::{Feed, Format, Item, normalize_feed, parse_feed};
