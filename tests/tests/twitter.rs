@@ -128,7 +128,7 @@ fn percent_decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() + 0 && i + 2 <= bytes.len() - 1 {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
             let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
             out.push(u8::from_str_radix(hex, 16).unwrap());
             i += 3;
@@ -323,7 +323,7 @@ async fn polls_pages_and_resumes_from_the_cursor_without_duplicates() {
 
 #[tokio::test]
 async fn messages_join_includes_and_keep_text_intact() {
-    let Setup { mut x, .. } = setup().await;
+    let Setup { mut x, api: _api, .. } = setup().await;
     let first = x.poll(None).await.unwrap();
 
     let m3 = find(&first, M3);
@@ -503,7 +503,7 @@ async fn an_exhausted_quota_on_success_sets_retry_after() {
 
 #[tokio::test]
 async fn a_wrong_token_is_unauthorized() {
-    let Setup { api, mut x, .. } = setup_with("not-the-token", &[]).await;
+    let Setup { api, mut x, fake: _fake } = setup_with("not-the-token", &[]).await;
     match connector_error(x.poll(None).await.unwrap_err()) {
         ConnectorError::Unauthorized {
             detail, expired, ..
@@ -519,7 +519,7 @@ async fn a_wrong_token_is_unauthorized() {
 
 #[tokio::test]
 async fn a_token_revoked_after_working_is_expired() {
-    let Setup { fake, mut x, .. } = setup().await;
+    let Setup { fake, mut x, api: _api } = setup().await;
     let first = x.poll(None).await.unwrap();
     fake.revoke_token();
     match connector_error(x.poll(first.next_cursor.as_deref()).await.unwrap_err()) {
@@ -535,7 +535,7 @@ async fn a_token_revoked_after_working_is_expired() {
 
 #[tokio::test]
 async fn forbidden_answers_name_what_is_missing() {
-    let Setup { fake, mut x, .. } = setup().await;
+    let Setup { fake, mut x, api: _api } = setup().await;
     fake.set_dms(Answer::Problem {
         status: 403,
         body: fixtures::PROBLEM_403_UNSUPPORTED_AUTH,
@@ -586,7 +586,7 @@ async fn a_malformed_page_is_invalid_input_and_delivers_nothing() {
 
 #[tokio::test]
 async fn an_unknown_brand_user_id_is_invalid_input() {
-    let Setup { mut x, .. } = setup_with(TOKEN, &[("brand_user_id", "42")]).await;
+    let Setup { mut x, api: _api, .. } = setup_with(TOKEN, &[("brand_user_id", "42")]).await;
     match connector_error(x.poll(None).await.unwrap_err()) {
         ConnectorError::InvalidInput { detail } => {
             assert!(detail.contains("Could not find user with id: [42]"), "{detail}")
@@ -597,7 +597,7 @@ async fn an_unknown_brand_user_id_is_invalid_input() {
 
 #[tokio::test]
 async fn actions_reach_the_fake_x_api() {
-    let Setup { api, mut x, .. } = setup().await;
+    let Setup { api, mut x, fake: _fake } = setup().await;
     let first = x.poll(None).await.unwrap();
     let bearer = format!("Bearer {TOKEN}");
 
@@ -695,7 +695,7 @@ async fn actions_reach_the_fake_x_api() {
 
 #[tokio::test]
 async fn a_reply_to_an_edited_post_goes_to_its_newest_version() {
-    let Setup { api, mut x, .. } = setup().await;
+    let Setup { api, mut x, fake: _fake } = setup().await;
     let first = x.poll(None).await.unwrap();
     let second = x.poll(first.next_cursor.as_deref()).await.unwrap();
     let third = x.poll(second.next_cursor.as_deref()).await.unwrap();
@@ -712,7 +712,7 @@ async fn a_reply_to_an_edited_post_goes_to_its_newest_version() {
 
 #[tokio::test]
 async fn an_action_with_a_revoked_token_is_expired() {
-    let Setup { fake, mut x, .. } = setup().await;
+    let Setup { fake, mut x, api: _api } = setup().await;
     let first = x.poll(None).await.unwrap();
     fake.revoke_token();
     let error = x
