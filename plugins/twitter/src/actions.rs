@@ -209,3 +209,23 @@ struct SendDm<'a> {
 struct LikeTweet<'a> {
     tweet_id: &'a str,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::weighted_length;
+
+    #[test]
+    fn weighted_length_follows_x_rules() {
+        assert_eq!(weighted_length("Hallo Jan!"), 10);
+        assert_eq!(weighted_length("مرحبا"), 5, "Arabic counts 1");
+        assert_eq!(weighted_length("שלום"), 4, "Hebrew counts 1");
+        assert_eq!(weighted_length("😡"), 2);
+        assert_eq!(weighted_length("❤️"), 2, "the variation selector is free");
+        assert_eq!(weighted_length("日本"), 4);
+        assert_eq!(
+            weighted_length("zie https://acme.example/a/very/long/path/to/a/page?with=query"),
+            4 + 23
+        );
+        assert_eq!(weighted_length(&"a".repeat(280)), 280);
+    }
+}

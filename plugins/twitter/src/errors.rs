@@ -180,3 +180,128 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .find(|(key, _)| key.eq_ignore_ascii_case(name))
         .map(|(_, value)| value.trim())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webcare_plugin::http::Method;
+
+    /// 2026-11-20T09:00:00Z
+    const NOW_MS: i64 = 1_795_165_200_000;
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        Response::new(
+            Method::Get,
+            "https://api.twitter.com/2/dm_events?max_results=5",
+            status,
+            headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body.as_bytes().to_vec(),
+        )
+    }
+
+    fn problem(name: &str) -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/twitter/");
+        std::fs::read_to_string(format!("{path}{name}")).unwrap()
+    }
+
+    fn error(status: u16, headers: &[(&str, &str)], body: &str, known: bool) -> Error {
+        check(response(status, headers, body), DM_EVENTS, known, NOW_MS).unwrap_err()
+    }
+
+    #[test]
+    fn success_passes() {
+        assert!(check(response(200, &[], "{}"), MENTIONS, false, NOW_MS).is_ok());
+    }
+
+    #[test]
+    fn too_many_requests_waits_for_the_reset() {
+        let reset = (NOW_MS / 1000 + 90).to_string();
+        let body = problem("problem_429.json");
+        match error(429, &[("x-rate-limit-reset", &reset)], &body, true) {
+            Error::RateLimited(limit) => {
+                assert_eq!(limit.retry_after_ms, 90_000);
+                assert!(limit.detail.contains("direct-message events"), "{}", limit.detail);
+            }
+            other => panic!("{other:?}"),
+        }
+        // An exhausted 24-hour posting cap wins over the 15-minute window.
+        let day = (NOW_MS / 1000 + 3600).to_string();
+        let headers = [
+            ("x-rate-limit-reset", reset.as_str()),
+            ("x-user-limit-24hour-remaining", "0"),
+            ("x-user-limit-24hour-reset", day.as_str()),
+        ];
+        assert!(matches!(error(429, &headers, "", true),
+            Error::RateLimited(limit) if limit.retry_after_ms == 3_600_000));
+        // No reset at all: a minute; a reset in the past: the minimum.
+        assert!(matches!(error(429, &[], "", true),
+            Error::RateLimited(limit) if limit.retry_after_ms == 60_000));
+        let past = (NOW_MS / 1000 - 5).to_string();
+        assert!(matches!(error(429, &[("x-rate-limit-reset", &past)], "", true),
+            Error::RateLimited(limit) if limit.retry_after_ms == 1_000));
+    }
+
+    #[test]
+    fn unauthorized_is_expired_only_for_a_token_that_worked() {
+        let body = problem("problem_401.json");
+        match error(401, &[], &body, false) {
+            Error::Unauthorized(problem) => {
+                assert!(!problem.expired);
+                assert!(problem.detail.contains("`bearer_token`"), "{}", problem.detail);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(error(401, &[], &body, true), Error::Unauthorized(p) if p.expired));
+        assert!(matches!(
+            error(401, &[], r#"{"detail":"Token expired"}"#, false),
+            Error::Unauthorized(p) if p.expired
+        ));
+    }
+
+    #[test]
+    fn forbidden_names_what_is_missing() {
+        match error(403, &[], &problem("problem_403_unsupported_auth.json"), true) {
+            Error::Unauthorized(p) => assert_eq!(
+                p.missing_scope.as_deref(),
+                Some("an OAuth 2.0 user-context token with dm.read tweet.read users.read")
+            ),
+            other => panic!("{other:?}"),
+        }
+        match error(403, &[], &problem("problem_403_not_enrolled.json"), true) {
+            Error::Unauthorized(p) => {
+                assert_eq!(p.missing_scope.as_deref(), Some("Appropriate Level of API Access"))
+            }
+            other => panic!("{other:?}"),
+        }
+        match error(403, &[], r#"{"title":"Forbidden","detail":"Forbidden"}"#, true) {
+            Error::Unauthorized(p) => {
+                assert_eq!(p.missing_scope.as_deref(), Some("dm.read tweet.read users.read"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let duplicate = r#"{"detail":"You are not allowed to create a Tweet with duplicate content.","type":"about:blank","title":"Forbidden","status":403}"#;
+        assert!(matches!(error(403, &[], duplicate, true), Error::NotAllowed(_)));
+    }
+
+    #[test]
+    fn other_statuses_follow_the_sdk() {
+        assert!(matches!(error(503, &[], "", true), Error::Transient(_)));
+        assert!(matches!(error(400, &[], "{}", true), Error::InvalidInput(_)));
+    }
+
+    #[test]
+    fn an_exhausted_window_is_read_from_a_success() {
+        let headers = |remaining: &str| {
+            vec![
+                ("x-rate-limit-remaining".to_owned(), remaining.to_owned()),
+                ("x-rate-limit-reset".to_owned(), "1795165500".to_owned()),
+            ]
+        };
+        assert_eq!(exhausted_until(&headers("0")), Some(1_795_165_500_000));
+        assert_eq!(exhausted_until(&headers("12")), None);
+        assert_eq!(exhausted_until(&[]), None);
+    }
+}

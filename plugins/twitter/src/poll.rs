@@ -362,3 +362,57 @@ fn query_hash(query: &str) -> String {
     });
     format!("{hash:016x}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_ends_with_its_newest_id_as_since_id() {
+        let mut at = StreamCursor::default();
+        at.advance(Some("104".into()), Some("p2".into()), false);
+        assert_eq!(at.pagination_token.as_deref(), Some("p2"));
+        assert_eq!(at.since_id, None, "not before the run ends");
+        at.advance(Some("102".into()), None, false);
+        assert_eq!(at.since_id.as_deref(), Some("104"));
+        assert_eq!(at.pagination_token, None);
+        assert_eq!(at.run_newest_id, None);
+        // An empty page keeps the position.
+        at.advance(None, None, false);
+        assert_eq!(at.since_id.as_deref(), Some("104"));
+        // A run that reached known events ends despite a token.
+        at.advance(Some("110".into()), Some("p9".into()), true);
+        assert_eq!(at.since_id.as_deref(), Some("110"));
+        assert_eq!(at.pagination_token, None);
+    }
+
+    #[test]
+    fn cursors_stay_small_and_round_trip() {
+        let token = "7140dibdnow9c7btw423i3sy3u5zupmkcpofxcsmxj48j".to_owned();
+        let stream = StreamCursor {
+            since_id: Some("1991000000000000106".into()),
+            pagination_token: Some(token),
+            run_newest_id: Some("1991000000000000199".into()),
+            blocked_until: Some(1_795_165_500_000),
+        };
+        let position = PollCursor {
+            mentions: stream.clone(),
+            search: stream.clone(),
+            search_query_hash: Some(query_hash("acme OR #acmehelp")),
+            dms: stream,
+        };
+        let text = cursor::encode(&position).unwrap();
+        assert!(text.len() < 1024, "{} bytes", text.len());
+        assert_eq!(cursor::decode::<PollCursor>(Some(text)).unwrap(), Some(position));
+        assert_eq!(cursor::encode(&PollCursor::default()).unwrap(), "{}");
+    }
+
+    #[test]
+    fn stale_positions_are_recognised() {
+        assert!(refuses_position(
+            br#"{"errors":[{"message":"Invalid 'since_id':'1'. 'since_id' must be a tweet id created after 2026-11-13T09:00Z"}]}"#
+        ));
+        assert!(!refuses_position(br#"{"errors":[{"message":"bad query"}]}"#));
+        assert_ne!(query_hash("a"), query_hash("b"));
+    }
+}
