@@ -50,11 +50,17 @@ pub mod fixtures {
     fixture!(LIKED, "liked.json");
     fixture!(MALFORMED_PAGE, "malformed_page.json");
     fixture!(PROBLEM_401, "problem_401.json");
-    fixture!(PROBLEM_403_UNSUPPORTED_AUTH, "problem_403_unsupported_auth.json");
+    fixture!(
+        PROBLEM_403_UNSUPPORTED_AUTH,
+        "problem_403_unsupported_auth.json"
+    );
     fixture!(PROBLEM_403_NOT_ENROLLED, "problem_403_not_enrolled.json");
     fixture!(PROBLEM_429, "problem_429.json");
     fixture!(RECORDED_MENTIONS_PAGE, "v2_users_mentions_page.json");
-    fixture!(RECORDED_MENTIONS_WITH_INCLUDES, "v2_mentions_with_includes.json");
+    fixture!(
+        RECORDED_MENTIONS_WITH_INCLUDES,
+        "v2_mentions_with_includes.json"
+    );
     fixture!(RECORDED_DM_EVENTS, "v2_dm_conversation_events.json");
     fixture!(RECORDED_TWEET_CREATED, "v2_post_tweets_create.json");
 }
@@ -166,7 +172,10 @@ type Params = Query<BTreeMap<String, String>>;
 fn json_response(status: StatusCode, body: &str, headers: &[(&'static str, &str)]) -> Response {
     let mut response = (status, body.to_owned()).into_response();
     let map = response.headers_mut();
-    map.insert("content-type", "application/json; charset=utf-8".parse().unwrap());
+    map.insert(
+        "content-type",
+        "application/json; charset=utf-8".parse().unwrap(),
+    );
     for (name, value) in headers {
         map.insert(*name, value.parse().unwrap());
     }
@@ -247,8 +256,7 @@ async fn mentions(
         }]});
         return answer(&mode, &body.to_string());
     }
-    let body = if params.get("pagination_token").map(String::as_str) == Some(MENTIONS_PAGE2_TOKEN)
-    {
+    let body = if params.get("pagination_token").map(String::as_str) == Some(MENTIONS_PAGE2_TOKEN) {
         fixtures::MENTIONS_PAGE2
     } else {
         match since(&params) {
@@ -261,7 +269,11 @@ async fn mentions(
 }
 
 /// `GET /2/tweets/search/recent`: one page, then nothing newer.
-async fn search(State(fake): State<Arc<FakeX>>, headers: HeaderMap, Query(params): Params) -> Response {
+async fn search(
+    State(fake): State<Arc<FakeX>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
     if let Some(refused) = fake.refuse(&headers) {
         return refused;
     }
@@ -317,7 +329,11 @@ async fn create_tweet(State(fake): State<Arc<FakeX>>, headers: HeaderMap, body: 
         return refused;
     }
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        return json_response(StatusCode::BAD_REQUEST, r#"{"title":"Invalid Request"}"#, &[]);
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            r#"{"title":"Invalid Request"}"#,
+            &[],
+        );
     };
     let recorded: Value = serde_json::from_str(fixtures::RECORDED_TWEET_CREATED).unwrap();
     let mut created = recorded["body"].clone();
@@ -335,7 +351,11 @@ async fn send_dm(State(fake): State<Arc<FakeX>>, headers: HeaderMap) -> Response
 }
 
 /// `POST /2/users/{id}/likes`: only the token's own user may like.
-async fn like(State(fake): State<Arc<FakeX>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn like(
+    State(fake): State<Arc<FakeX>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(refused) = fake.refuse(&headers) {
         return refused;
     }

@@ -230,7 +230,11 @@ async fn polls_pages_and_resumes_from_the_cursor_without_duplicates() {
 
     // Poll 1: first mentions page, the search page, the DMs.
     let first = x.poll(None).await.expect("first poll");
-    assert_eq!(ids(&first.messages), [M3, M4, D1, D2, S1, S2], "oldest first, M3 once");
+    assert_eq!(
+        ids(&first.messages),
+        [M3, M4, D1, D2, S1, S2],
+        "oldest first, M3 once"
+    );
     assert!(first.updates.is_empty());
     assert!(first.has_more, "mentions have a second page");
     let cursor = first.next_cursor.clone().expect("a cursor");
@@ -240,25 +244,47 @@ async fn polls_pages_and_resumes_from_the_cursor_without_duplicates() {
     assert_eq!(mentions.len(), 1);
     let m = &mentions[0];
     assert_eq!(m.method, "GET");
-    assert_eq!(m.header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+    assert_eq!(
+        m.header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
     assert_eq!(query_param(m, "max_results").as_deref(), Some("50"));
     assert_eq!(query_param(m, "since_id"), None);
     assert_eq!(query_param(m, "pagination_token"), None);
     let expansions = query_param(m, "expansions").unwrap();
     assert!(expansions.contains("author_id") && expansions.contains("attachments.media_keys"));
     let fields = query_param(m, "tweet.fields").unwrap();
-    for field in ["conversation_id", "referenced_tweets", "public_metrics", "edit_history_tweet_ids", "lang"] {
+    for field in [
+        "conversation_id",
+        "referenced_tweets",
+        "public_metrics",
+        "edit_history_tweet_ids",
+        "lang",
+    ] {
         assert!(fields.contains(field), "{fields}");
     }
-    assert!(query_param(m, "user.fields").unwrap().contains("public_metrics"));
+    assert!(
+        query_param(m, "user.fields")
+            .unwrap()
+            .contains("public_metrics")
+    );
     assert!(query_param(m, "media.fields").unwrap().contains("alt_text"));
     let search = requests_to(&api, "/2/tweets/search/recent");
     assert_eq!(search.len(), 1);
-    assert_eq!(query_param(&search[0], "query").as_deref(), Some(SEARCH_QUERY));
+    assert_eq!(
+        query_param(&search[0], "query").as_deref(),
+        Some(SEARCH_QUERY)
+    );
     let dms = requests_to(&api, "/2/dm_events");
     assert_eq!(dms.len(), 1);
-    assert_eq!(query_param(&dms[0], "event_types").as_deref(), Some("MessageCreate"));
-    assert_eq!(dms[0].header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+    assert_eq!(
+        query_param(&dms[0], "event_types").as_deref(),
+        Some("MessageCreate")
+    );
+    assert_eq!(
+        dms[0].header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
 
     // Poll 2: the second mentions page by token; search resumes after its
     // newest id; the same DM events are served again and filtered out.
@@ -306,9 +332,15 @@ async fn polls_pages_and_resumes_from_the_cursor_without_duplicates() {
         .poll(third.next_cursor.as_deref())
         .await
         .expect("fourth poll");
-    assert!(fourth.messages.is_empty() && fourth.updates.is_empty(), "{fourth:?}");
+    assert!(
+        fourth.messages.is_empty() && fourth.updates.is_empty(),
+        "{fourth:?}"
+    );
     let mentions = requests_to(&api, &format!("/2/users/{BRAND_ID}/mentions"));
-    assert_eq!(query_param(&mentions[3], "since_id").as_deref(), Some(M3_EDITED));
+    assert_eq!(
+        query_param(&mentions[3], "since_id").as_deref(),
+        Some(M3_EDITED)
+    );
 
     let mut all: Vec<&str> = [&first, &second, &third]
         .iter()
@@ -323,7 +355,9 @@ async fn polls_pages_and_resumes_from_the_cursor_without_duplicates() {
 
 #[tokio::test]
 async fn messages_join_includes_and_keep_text_intact() {
-    let Setup { mut x, api: _api, .. } = setup().await;
+    let Setup {
+        mut x, api: _api, ..
+    } = setup().await;
     let first = x.poll(None).await.unwrap();
 
     let m3 = find(&first, M3);
@@ -338,7 +372,10 @@ async fn messages_join_includes_and_keep_text_intact() {
     assert_eq!(m3.author.display_name, "Jan de Vries");
     assert!(m3.author.verified);
     assert_eq!(m3.author.followers, Some(1200));
-    assert_eq!(m3.author.profile_url.as_deref(), Some("https://x.com/jan_devries"));
+    assert_eq!(
+        m3.author.profile_url.as_deref(),
+        Some("https://x.com/jan_devries")
+    );
     assert_eq!(
         m3.text,
         "@acme_care Mijn pakket is nog steeds niet bezorgd 😡 #vertraging https://acme.example/track/A-20931",
@@ -367,7 +404,11 @@ async fn messages_join_includes_and_keep_text_intact() {
     assert_eq!(property(m3, "conversation_id"), Some(M3));
     assert_eq!(property(m3, "tweet_id"), Some(M3));
     assert!(m3.properties.len() <= 32);
-    assert!(m3.properties.iter().all(|(k, _)| k.chars().all(|c| !c.is_uppercase())));
+    assert!(
+        m3.properties
+            .iter()
+            .all(|(k, _)| k.chars().all(|c| !c.is_uppercase()))
+    );
 
     // A reply to the brand's post, in Arabic, with a video.
     let m4 = find(&first, M4);
@@ -375,7 +416,10 @@ async fn messages_join_includes_and_keep_text_intact() {
     assert_eq!(m4.in_reply_to.as_deref(), Some("1991000000000000050"));
     assert_eq!(m4.thread_id, "1991000000000000050");
     assert!(m4.addressed_to_brand);
-    assert_eq!(m4.text, "@acme_care طلبي لم يصل بعد، هل يمكنكم المساعدة؟ 📦");
+    assert_eq!(
+        m4.text,
+        "@acme_care طلبي لم يصل بعد، هل يمكنكم المساعدة؟ 📦"
+    );
     assert_eq!(m4.author.display_name, "ليلى");
     assert_eq!(m4.language.as_deref(), Some("ar"));
     assert_eq!(m4.attachments[0].kind, AttachmentKind::Video);
@@ -412,7 +456,10 @@ async fn messages_join_includes_and_keep_text_intact() {
     assert!(d1.addressed_to_brand);
     assert_eq!(d1.thread_id, DM_CONVERSATION);
     assert_eq!(d1.author.handle, "sanne_v");
-    assert_eq!(d1.text, "Hallo! Mijn bestelling is kapot aangekomen 😞 شكرا");
+    assert_eq!(
+        d1.text,
+        "Hallo! Mijn bestelling is kapot aangekomen 😞 شكرا"
+    );
     assert_eq!(property(d1, "dm_conversation_id"), Some(DM_CONVERSATION));
     assert_eq!(property(d1, "participant_id"), Some(SANNE));
     assert_eq!(d1.attachments[0].alt_text.as_deref(), Some("كرتونة مكسورة"));
@@ -446,16 +493,26 @@ async fn a_rate_limited_search_does_not_starve_mentions_and_dms() {
     });
     let first = x.poll(None).await.expect("mentions and DMs still arrive");
     assert_eq!(ids(&first.messages), [M3, M4, D1, D2]);
-    assert_eq!(first.retry_after_ms, None, "the other streams are not held back");
+    assert_eq!(
+        first.retry_after_ms, None,
+        "the other streams are not held back"
+    );
     let cursor: Value = serde_json::from_str(first.next_cursor.as_deref().unwrap()).unwrap();
-    assert!(cursor["search"]["blocked_until"].as_i64().unwrap() > 0, "{cursor}");
+    assert!(
+        cursor["search"]["blocked_until"].as_i64().unwrap() > 0,
+        "{cursor}"
+    );
     assert_eq!(requests_to(&api, "/2/tweets/search/recent").len(), 1);
 
     // Search recovers, but its reset has not passed: it is not asked.
     fake.set_search(Answer::Normal);
     let second = x.poll(first.next_cursor.as_deref()).await.unwrap();
     assert_eq!(ids(&second.messages), [M1, M2]);
-    assert_eq!(requests_to(&api, "/2/tweets/search/recent").len(), 1, "search skipped");
+    assert_eq!(
+        requests_to(&api, "/2/tweets/search/recent").len(),
+        1,
+        "search skipped"
+    );
     assert_eq!(
         requests_to(&api, &format!("/2/users/{BRAND_ID}/mentions")).len(),
         2
@@ -503,7 +560,11 @@ async fn an_exhausted_quota_on_success_sets_retry_after() {
 
 #[tokio::test]
 async fn a_wrong_token_is_unauthorized() {
-    let Setup { api, mut x, fake: _fake } = setup_with("not-the-token", &[]).await;
+    let Setup {
+        api,
+        mut x,
+        fake: _fake,
+    } = setup_with("not-the-token", &[]).await;
     match connector_error(x.poll(None).await.unwrap_err()) {
         ConnectorError::Unauthorized {
             detail, expired, ..
@@ -519,7 +580,11 @@ async fn a_wrong_token_is_unauthorized() {
 
 #[tokio::test]
 async fn a_token_revoked_after_working_is_expired() {
-    let Setup { fake, mut x, api: _api } = setup().await;
+    let Setup {
+        fake,
+        mut x,
+        api: _api,
+    } = setup().await;
     let first = x.poll(None).await.unwrap();
     fake.revoke_token();
     match connector_error(x.poll(first.next_cursor.as_deref()).await.unwrap_err()) {
@@ -535,7 +600,11 @@ async fn a_token_revoked_after_working_is_expired() {
 
 #[tokio::test]
 async fn forbidden_answers_name_what_is_missing() {
-    let Setup { fake, mut x, api: _api } = setup().await;
+    let Setup {
+        fake,
+        mut x,
+        api: _api,
+    } = setup().await;
     fake.set_dms(Answer::Problem {
         status: 403,
         body: fixtures::PROBLEM_403_UNSUPPORTED_AUTH,
@@ -572,7 +641,10 @@ async fn a_malformed_page_is_invalid_input_and_delivers_nothing() {
     fake.set_dms(Answer::Malformed);
     match connector_error(x.poll(None).await.unwrap_err()) {
         ConnectorError::InvalidInput { detail } => {
-            assert!(detail.contains("malformed direct messages page"), "{detail}")
+            assert!(
+                detail.contains("malformed direct messages page"),
+                "{detail}"
+            )
         }
         other => panic!("expected invalid input, got {other:?}"),
     }
@@ -586,10 +658,15 @@ async fn a_malformed_page_is_invalid_input_and_delivers_nothing() {
 
 #[tokio::test]
 async fn an_unknown_brand_user_id_is_invalid_input() {
-    let Setup { mut x, api: _api, .. } = setup_with(TOKEN, &[("brand_user_id", "42")]).await;
+    let Setup {
+        mut x, api: _api, ..
+    } = setup_with(TOKEN, &[("brand_user_id", "42")]).await;
     match connector_error(x.poll(None).await.unwrap_err()) {
         ConnectorError::InvalidInput { detail } => {
-            assert!(detail.contains("Could not find user with id: [42]"), "{detail}")
+            assert!(
+                detail.contains("Could not find user with id: [42]"),
+                "{detail}"
+            )
         }
         other => panic!("expected invalid input, got {other:?}"),
     }
@@ -597,14 +674,20 @@ async fn an_unknown_brand_user_id_is_invalid_input() {
 
 #[tokio::test]
 async fn actions_reach_the_fake_x_api() {
-    let Setup { api, mut x, fake: _fake } = setup().await;
+    let Setup {
+        api,
+        mut x,
+        fake: _fake,
+    } = setup().await;
     let first = x.poll(None).await.unwrap();
     let bearer = format!("Bearer {TOKEN}");
 
     // Public reply.
     let result = x
         .perform(
-            action(ActionKind::Reply(text("Sorry Layla, we zoeken het uit! 📦 شكرا"))),
+            action(ActionKind::Reply(text(
+                "Sorry Layla, we zoeken het uit! 📦 شكرا",
+            ))),
             target_of(find(&first, M4)),
         )
         .await
@@ -618,7 +701,12 @@ async fn actions_reach_the_fake_x_api() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].method, "POST");
     assert_eq!(sent[0].header("authorization"), Some(bearer.as_str()));
-    assert!(sent[0].header("content-type").unwrap().starts_with("application/json"));
+    assert!(
+        sent[0]
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
     let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
     assert_eq!(
         body,
@@ -628,7 +716,9 @@ async fn actions_reach_the_fake_x_api() {
     // Private reply to a post: a DM to its author.
     let result = x
         .perform(
-            action(ActionKind::PrivateReply(text("Hoi Jan, stuur je ons je ordernummer? 🙏"))),
+            action(ActionKind::PrivateReply(text(
+                "Hoi Jan, stuur je ons je ordernummer? 🙏",
+            ))),
             target_of(find(&first, M3)),
         )
         .await
@@ -644,7 +734,10 @@ async fn actions_reach_the_fake_x_api() {
     assert_eq!(sent[0].method, "POST");
     assert_eq!(sent[0].header("authorization"), Some(bearer.as_str()));
     let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
-    assert_eq!(body, json!({"text": "Hoi Jan, stuur je ons je ordernummer? 🙏"}));
+    assert_eq!(
+        body,
+        json!({"text": "Hoi Jan, stuur je ons je ordernummer? 🙏"})
+    );
 
     // A reply to a DM stays private: a DM to the other participant.
     x.perform(
@@ -659,7 +752,10 @@ async fn actions_reach_the_fake_x_api() {
 
     // Like, as the brand account.
     let result = x
-        .perform(action(ActionKind::React("like".into())), target_of(find(&first, M3)))
+        .perform(
+            action(ActionKind::React("like".into())),
+            target_of(find(&first, M3)),
+        )
         .await
         .expect("like");
     assert_eq!(result.external_id, None);
@@ -674,37 +770,60 @@ async fn actions_reach_the_fake_x_api() {
     let before = api.request_count();
     let long = "Dit antwoord is veel te lang voor één post op X. ".repeat(7);
     let error = x
-        .perform(action(ActionKind::Reply(text(&long))), target_of(find(&first, M3)))
+        .perform(
+            action(ActionKind::Reply(text(&long))),
+            target_of(find(&first, M3)),
+        )
         .await
         .unwrap_err();
     assert!(
         matches!(connector_error(error), ConnectorError::NotAllowed { ref detail } if detail.contains("280")),
     );
     let error = x
-        .perform(action(ActionKind::React("angry".into())), target_of(find(&first, M3)))
+        .perform(
+            action(ActionKind::React("angry".into())),
+            target_of(find(&first, M3)),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(connector_error(error), ConnectorError::Unsupported { .. }));
+    assert!(matches!(
+        connector_error(error),
+        ConnectorError::Unsupported { .. }
+    ));
     let error = x
         .perform(action(ActionKind::Hide), target_of(find(&first, M3)))
         .await
         .unwrap_err();
-    assert!(matches!(connector_error(error), ConnectorError::Unsupported { .. }));
-    assert_eq!(api.request_count(), before, "nothing sent for refused actions");
+    assert!(matches!(
+        connector_error(error),
+        ConnectorError::Unsupported { .. }
+    ));
+    assert_eq!(
+        api.request_count(),
+        before,
+        "nothing sent for refused actions"
+    );
 }
 
 #[tokio::test]
 async fn a_reply_to_an_edited_post_goes_to_its_newest_version() {
-    let Setup { api, mut x, fake: _fake } = setup().await;
+    let Setup {
+        api,
+        mut x,
+        fake: _fake,
+    } = setup().await;
     let first = x.poll(None).await.unwrap();
     let second = x.poll(first.next_cursor.as_deref()).await.unwrap();
     let third = x.poll(second.next_cursor.as_deref()).await.unwrap();
     let MessageUpdate::Edited(edited) = &third.updates[0] else {
         panic!("expected an edit: {:?}", third.updates);
     };
-    x.perform(action(ActionKind::Reply(text("Gevonden, Jan!"))), target_of(edited))
-        .await
-        .expect("reply");
+    x.perform(
+        action(ActionKind::Reply(text("Gevonden, Jan!"))),
+        target_of(edited),
+    )
+    .await
+    .expect("reply");
     let sent = requests_to(&api, "/2/tweets");
     let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
     assert_eq!(body["reply"]["in_reply_to_tweet_id"], M3_EDITED);
@@ -712,11 +831,18 @@ async fn a_reply_to_an_edited_post_goes_to_its_newest_version() {
 
 #[tokio::test]
 async fn an_action_with_a_revoked_token_is_expired() {
-    let Setup { fake, mut x, api: _api } = setup().await;
+    let Setup {
+        fake,
+        mut x,
+        api: _api,
+    } = setup().await;
     let first = x.poll(None).await.unwrap();
     fake.revoke_token();
     let error = x
-        .perform(action(ActionKind::React("like".into())), target_of(find(&first, M3)))
+        .perform(
+            action(ActionKind::React("like".into())),
+            target_of(find(&first, M3)),
+        )
         .await
         .unwrap_err();
     match connector_error(error) {

@@ -85,7 +85,10 @@ pub fn check(
                 .max(MIN_RETRY_AFTER_MS);
             Error::rate_limited(
                 wait,
-                format!("X rate limit reached on the {} (HTTP 429: {said})", endpoint.name),
+                format!(
+                    "X rate limit reached on the {} (HTTP 429: {said})",
+                    endpoint.name
+                ),
             )
         }
         401 => {
@@ -106,9 +109,9 @@ pub fn check(
             }
         }
         403 => forbidden(&problem, &said, endpoint),
-        _ => response.status_error(|| now_ms).unwrap_or_else(|| {
-            Error::invalid_input(format!("X answered HTTP {status}: {said}"))
-        }),
+        _ => response
+            .status_error(|| now_ms)
+            .unwrap_or_else(|| Error::invalid_input(format!("X answered HTTP {status}: {said}"))),
     })
 }
 
@@ -130,9 +133,15 @@ fn forbidden(problem: &Problem, said: &str, endpoint: Endpoint) -> Error {
         );
     }
     let lower = said.to_ascii_lowercase();
-    if ["duplicate", "not allowed", "not permitted", "too long", "cannot send"]
-        .iter()
-        .any(|rule| lower.contains(rule))
+    if [
+        "duplicate",
+        "not allowed",
+        "not permitted",
+        "too long",
+        "cannot send",
+    ]
+    .iter()
+    .any(|rule| lower.contains(rule))
     {
         return Error::not_allowed(detail);
     }
@@ -143,10 +152,7 @@ fn forbidden(problem: &Problem, said: &str, endpoint: Endpoint) -> Error {
 /// (X's posting caps) first, then `retry-after`, then `x-rate-limit-reset`.
 fn rate_limit_wait(headers: &[(String, String)], now_ms: i64) -> Option<u64> {
     for (remaining, reset) in [
-        (
-            "x-user-limit-24hour-remaining",
-            "x-user-limit-24hour-reset",
-        ),
+        ("x-user-limit-24hour-remaining", "x-user-limit-24hour-reset"),
         ("x-app-limit-24hour-remaining", "x-app-limit-24hour-reset"),
     ] {
         if header(headers, remaining) == Some("0")
@@ -223,7 +229,11 @@ mod tests {
         match error(429, &[("x-rate-limit-reset", &reset)], &body, true) {
             Error::RateLimited(limit) => {
                 assert_eq!(limit.retry_after_ms, 90_000);
-                assert!(limit.detail.contains("direct-message events"), "{}", limit.detail);
+                assert!(
+                    limit.detail.contains("direct-message events"),
+                    "{}",
+                    limit.detail
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -240,8 +250,10 @@ mod tests {
         assert!(matches!(error(429, &[], "", true),
             Error::RateLimited(limit) if limit.retry_after_ms == 60_000));
         let past = (NOW_MS / 1000 - 5).to_string();
-        assert!(matches!(error(429, &[("x-rate-limit-reset", &past)], "", true),
-            Error::RateLimited(limit) if limit.retry_after_ms == 1_000));
+        assert!(
+            matches!(error(429, &[("x-rate-limit-reset", &past)], "", true),
+            Error::RateLimited(limit) if limit.retry_after_ms == 1_000)
+        );
     }
 
     #[test]
@@ -250,7 +262,11 @@ mod tests {
         match error(401, &[], &body, false) {
             Error::Unauthorized(problem) => {
                 assert!(!problem.expired);
-                assert!(problem.detail.contains("`bearer_token`"), "{}", problem.detail);
+                assert!(
+                    problem.detail.contains("`bearer_token`"),
+                    "{}",
+                    problem.detail
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -263,7 +279,12 @@ mod tests {
 
     #[test]
     fn forbidden_names_what_is_missing() {
-        match error(403, &[], &problem("problem_403_unsupported_auth.json"), true) {
+        match error(
+            403,
+            &[],
+            &problem("problem_403_unsupported_auth.json"),
+            true,
+        ) {
             Error::Unauthorized(p) => assert_eq!(
                 p.missing_scope.as_deref(),
                 Some("an OAuth 2.0 user-context token with dm.read tweet.read users.read")
@@ -272,24 +293,41 @@ mod tests {
         }
         match error(403, &[], &problem("problem_403_not_enrolled.json"), true) {
             Error::Unauthorized(p) => {
-                assert_eq!(p.missing_scope.as_deref(), Some("Appropriate Level of API Access"))
+                assert_eq!(
+                    p.missing_scope.as_deref(),
+                    Some("Appropriate Level of API Access")
+                )
             }
             other => panic!("{other:?}"),
         }
-        match error(403, &[], r#"{"title":"Forbidden","detail":"Forbidden"}"#, true) {
+        match error(
+            403,
+            &[],
+            r#"{"title":"Forbidden","detail":"Forbidden"}"#,
+            true,
+        ) {
             Error::Unauthorized(p) => {
-                assert_eq!(p.missing_scope.as_deref(), Some("dm.read tweet.read users.read"))
+                assert_eq!(
+                    p.missing_scope.as_deref(),
+                    Some("dm.read tweet.read users.read")
+                )
             }
             other => panic!("{other:?}"),
         }
         let duplicate = r#"{"detail":"You are not allowed to create a Tweet with duplicate content.","type":"about:blank","title":"Forbidden","status":403}"#;
-        assert!(matches!(error(403, &[], duplicate, true), Error::NotAllowed(_)));
+        assert!(matches!(
+            error(403, &[], duplicate, true),
+            Error::NotAllowed(_)
+        ));
     }
 
     #[test]
     fn other_statuses_follow_the_sdk() {
         assert!(matches!(error(503, &[], "", true), Error::Transient(_)));
-        assert!(matches!(error(400, &[], "{}", true), Error::InvalidInput(_)));
+        assert!(matches!(
+            error(400, &[], "{}", true),
+            Error::InvalidInput(_)
+        ));
     }
 
     #[test]

@@ -25,9 +25,7 @@ pub mod errors;
 pub mod normalize;
 pub mod poll;
 
-pub use normalize::{
-    Brand, DmPage, TweetPage, TweetStream, normalize_dm_events, normalize_tweets,
-};
+pub use normalize::{Brand, DmPage, TweetPage, TweetStream, normalize_dm_events, normalize_tweets};
 
 use webcare_plugin::{
     Action, ActionResult, ActionTarget, Batch, Connector, Feature, PluginInfo, Result, SettingSpec,

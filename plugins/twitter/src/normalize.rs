@@ -104,14 +104,15 @@ pub fn normalize_tweets(
     seen_up_to: Option<&str>,
 ) -> Result<TweetPage> {
     let page: TweetsResponse = parse(body, stream.name())?;
-    if page.data.is_empty() && page.meta.is_none() {
-        if let Some(problem) = page.errors.first() {
-            return Err(Error::invalid_input(format!(
-                "X answered the {} request with an error: {}",
-                stream.name(),
-                problem_text(problem)
-            )));
-        }
+    if page.data.is_empty()
+        && page.meta.is_none()
+        && let Some(problem) = page.errors.first()
+    {
+        return Err(Error::invalid_input(format!(
+            "X answered the {} request with an error: {}",
+            stream.name(),
+            problem_text(problem)
+        )));
     }
     let users = users_by_id(&page.includes);
     let media = media_by_key(&page.includes);
@@ -150,13 +151,14 @@ pub fn normalize_dm_events(
     since_id: Option<&str>,
 ) -> Result<DmPage> {
     let page: DmEventsResponse = parse(body, "direct messages")?;
-    if page.data.is_empty() && page.meta.is_none() {
-        if let Some(problem) = page.errors.first() {
-            return Err(Error::invalid_input(format!(
-                "X answered the direct-messages request with an error: {}",
-                problem_text(problem)
-            )));
-        }
+    if page.data.is_empty()
+        && page.meta.is_none()
+        && let Some(problem) = page.errors.first()
+    {
+        return Err(Error::invalid_input(format!(
+            "X answered the direct-messages request with an error: {}",
+            problem_text(problem)
+        )));
     }
     let users = users_by_id(&page.includes);
     let media = media_by_key(&page.includes);
@@ -211,9 +213,8 @@ pub fn dm_permalink(conversation_id: &str) -> String {
 
 /// Parses `body` as JSON, naming `what` in the error.
 fn parse<'a, T: serde::Deserialize<'a>>(body: &'a [u8], what: &str) -> Result<T> {
-    serde_json::from_slice(body).map_err(|error| {
-        Error::invalid_input(format!("X sent a malformed {what} page: {error}"))
-    })
+    serde_json::from_slice(body)
+        .map_err(|error| Error::invalid_input(format!("X sent a malformed {what} page: {error}")))
 }
 
 /// One post as a message.
@@ -480,7 +481,10 @@ fn attachment(media: &Media) -> Attachment {
         },
         _ => (
             AttachmentKind::File,
-            media.url.clone().or_else(|| media.preview_image_url.clone()),
+            media
+                .url
+                .clone()
+                .or_else(|| media.preview_image_url.clone()),
             None,
         ),
     };
@@ -525,7 +529,12 @@ pub(crate) fn problem_text(problem: &Problem) -> String {
     problem
         .detail
         .clone()
-        .or_else(|| problem.errors.iter().find_map(|error| error.message.clone()))
+        .or_else(|| {
+            problem
+                .errors
+                .iter()
+                .find_map(|error| error.message.clone())
+        })
         .or_else(|| problem.title.clone())
         .unwrap_or_else(|| "no detail given".to_owned())
 }
@@ -651,9 +660,13 @@ mod tests {
     #[test]
     fn edits_are_updates_only_for_posts_already_passed() {
         let body = fixture("mentions_newer.json");
-        let seen =
-            normalize_tweets(&body, ACME, TweetStream::Mentions, Some("1991000000000000104"))
-                .unwrap();
+        let seen = normalize_tweets(
+            &body,
+            ACME,
+            TweetStream::Mentions,
+            Some("1991000000000000104"),
+        )
+        .unwrap();
         assert_eq!(seen.messages.len(), 1);
         assert_eq!(seen.updates.len(), 1);
         assert!(matches!(&seen.updates[0],
@@ -701,7 +714,10 @@ mod tests {
     #[test]
     fn small_helpers() {
         assert_eq!(cmp_ids("99", "100"), Ordering::Less);
-        assert_eq!(cmp_ids("1991000000000000106", "1991000000000000104"), Ordering::Greater);
+        assert_eq!(
+            cmp_ids("1991000000000000106", "1991000000000000104"),
+            Ordering::Greater
+        );
         assert_eq!(cmp_ids("7", "007"), Ordering::Equal);
         assert_eq!(decode_entities("a &amp;lt; b &gt; c"), "a &lt; b > c");
         assert_eq!(language(Some("nl")).as_deref(), Some("nl"));

@@ -256,12 +256,8 @@ fn fetch(
                 } else {
                     TweetStream::Search
                 };
-                let page = normalize_tweets(
-                    &response.body,
-                    brand,
-                    tweet_stream,
-                    at.since_id.as_deref(),
-                )?;
+                let page =
+                    normalize_tweets(&response.body, brand, tweet_stream, at.since_id.as_deref())?;
                 at.advance(page.newest_id, page.next_token, false);
                 Fetched {
                     messages: page.messages,
@@ -403,7 +399,10 @@ mod tests {
         };
         let text = cursor::encode(&position).unwrap();
         assert!(text.len() < 1024, "{} bytes", text.len());
-        assert_eq!(cursor::decode::<PollCursor>(Some(text)).unwrap(), Some(position));
+        assert_eq!(
+            cursor::decode::<PollCursor>(Some(text)).unwrap(),
+            Some(position)
+        );
         assert_eq!(cursor::encode(&PollCursor::default()).unwrap(), "{}");
     }
 
@@ -412,7 +411,9 @@ mod tests {
         assert!(refuses_position(
             br#"{"errors":[{"message":"Invalid 'since_id':'1'. 'since_id' must be a tweet id created after 2026-11-13T09:00Z"}]}"#
         ));
-        assert!(!refuses_position(br#"{"errors":[{"message":"bad query"}]}"#));
+        assert!(!refuses_position(
+            br#"{"errors":[{"message":"bad query"}]}"#
+        ));
         assert_ne!(query_hash("a"), query_hash("b"));
     }
 }
