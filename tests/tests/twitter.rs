@@ -435,7 +435,6 @@ async fn messages_join_includes_and_keep_text_intact() {
     assert_eq!(s1.kind, MessageKind::Post);
     assert!(!s1.addressed_to_brand);
     assert_eq!(s1.direction, Direction::Inbound);
-    assert_eq!(property(s1, "stream"), Some("search"));
     assert_eq!(s1.author.display_name, "Eva 🍰");
 
     // The brand's own reply: outbound, linked to the post it answers.
@@ -518,6 +517,46 @@ async fn a_rate_limited_search_does_not_starve_mentions_and_dms() {
         2
     );
     assert_eq!(requests_to(&api, "/2/dm_events").len(), 2);
+}
+
+#[tokio::test]
+async fn a_failing_search_does_not_hold_back_mentions_and_dms() {
+    let Setup { fake, api, mut x } = setup().await;
+    fake.set_search(Answer::Problem {
+        status: 503,
+        body: r#"{"title":"Service Unavailable","detail":"Service Unavailable","type":"about:blank","status":503}"#,
+    });
+    let first = x.poll(None).await.expect("mentions and DMs still arrive");
+    assert_eq!(ids(&first.messages), [M3, M4, D1, D2]);
+    // Search is asked again on the next poll (no wait was given) and its
+    // first page comes in full.
+    fake.set_search(Answer::Normal);
+    let second = x.poll(first.next_cursor.as_deref()).await.unwrap();
+    assert_eq!(ids(&second.messages), [M1, M2, M3, S1, S2]);
+    assert_eq!(
+        find(&second, M3),
+        find(&first, M3),
+        "found again by search: the same message, which the host deduplicates"
+    );
+    let search = requests_to(&api, "/2/tweets/search/recent");
+    assert_eq!(search.len(), 2);
+    assert_eq!(query_param(&search[1], "since_id"), None);
+
+    // Every stream failing is a transient error.
+    for set in [FakeX::set_mentions, FakeX::set_search, FakeX::set_dms] {
+        set(
+            &fake,
+            Answer::Problem {
+                status: 503,
+                body: "{}",
+            },
+        );
+    }
+    let error = connector_error(x.poll(second.next_cursor.as_deref()).await.unwrap_err());
+    assert!(
+        matches!(error, ConnectorError::Transient { .. }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]

@@ -11,7 +11,9 @@
 //! - `addressed_to_brand` is true for inbound posts from the mentions stream
 //!   and for any inbound post that @-mentions or replies to the brand, so the
 //!   same post gets the same flags whether search or mentions found it
-//!   first (the host keeps the first copy).
+//!   first. Nothing in a message depends on the stream that found it, so a
+//!   post found by both (in different polls) arrives twice identically and
+//!   the host's deduplication on `external_id` keeps one.
 //! - Posts by `brand_user_id` and DMs it sent are `outbound`, never
 //!   addressed to the brand.
 //! - An edited post gets a new id on X; its `edit_history_tweet_ids[0]` (the
@@ -277,7 +279,6 @@ fn normalize_tweet(
         ("conversation_id".to_owned(), thread_id.clone()),
         // The current version: replies and likes go to it.
         ("tweet_id".to_owned(), tweet.id.clone()),
-        ("stream".to_owned(), stream.name().to_owned()),
     ];
     if let Some(user) = user {
         properties.push(("author_username".to_owned(), user.username.clone()));

@@ -10,6 +10,8 @@
 //! Only when every stream tried in a call is rate-limited does `poll` fail
 //! with a rate-limited error (the earliest reset), and when every enabled
 //! stream is parked the batch asks the host to wait with `retry_after_ms`.
+//! A transient fault (5xx, timeout) of one stream likewise only skips that
+//! stream for this call.
 //!
 //! Paging: X serves newest first. A run starts without a pagination token
 //! (with `since_id` once we have one), follows `next_token` page by page
@@ -162,6 +164,7 @@ pub fn poll(cursor: Option<String>) -> Result<Batch> {
     let mut messages = Vec::new();
     let mut updates = Vec::new();
     let mut limited: Vec<RateLimit> = Vec::new();
+    let mut failed: Option<Error> = None;
     let mut fetched_any = false;
     for &stream in &streams {
         let at = stream_cursor(&mut position, stream);
@@ -180,13 +183,23 @@ pub fn poll(cursor: Option<String>) -> Result<Batch> {
                 at.blocked_until = Some(now.saturating_add(wait));
                 limited.push(limit);
             }
+            // A passing fault of one stream (5xx, timeout) does not hold
+            // back the others either; that stream is simply asked again
+            // next time.
+            Err(error @ Error::Transient(_)) => failed = Some(error),
             // Anything else (credentials, malformed pages) fails the whole
-            // call: no partial batch, the cursor stays where it was.
+            // call: no partial batch, the cursor stays where it was, and
+            // the connector shows as needing attention.
             Err(error) => return Err(error),
         }
     }
-    if !fetched_any && let Some(limit) = limited.into_iter().min_by_key(|l| l.retry_after_ms) {
-        return Err(Error::RateLimited(limit));
+    if !fetched_any {
+        if let Some(limit) = limited.into_iter().min_by_key(|l| l.retry_after_ms) {
+            return Err(Error::RateLimited(limit));
+        }
+        if let Some(error) = failed {
+            return Err(error);
+        }
     }
     if fetched_any && !had_cursor {
         // Best effort: only sharpens a later 401's message.
