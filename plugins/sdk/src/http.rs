@@ -41,7 +41,8 @@
 //! | 429 | [`Error::RateLimited`]; wait from `retry-after` (seconds or HTTP-date), else `x-rate-limit-reset` (Unix seconds), else 60 s; at least 1 s |
 //! | 401 | [`Error::Unauthorized`], `expired` when `www-authenticate` or the body mention "expired" |
 //! | 403 | [`Error::Unauthorized`] with a missing scope when the response names one (see below) |
-//! | 408, 5xx | [`Error::Transient`] |
+//! | 503 with `retry-after` | [`Error::RateLimited`], waiting as the header says |
+//! | 408, other 5xx | [`Error::Transient`] |
 //! | other 4xx | [`Error::InvalidInput`] |
 //!
 //! A 403 names a missing scope, in this order of preference, when:
@@ -345,6 +346,14 @@ impl Response {
                 Some(scope) => Error::missing_scope(scope, detail),
                 None => Error::unauthorized(detail),
             },
+            // A server that is down for a known while says so (RFC 9110
+            // 15.6.4): wait as told instead of backing off blindly.
+            503 if self.header("retry-after").is_some() => {
+                match retry_after_ms(&self.headers, now_ms()) {
+                    Some(wait) => Error::rate_limited(wait.max(MIN_RETRY_AFTER_MS), detail),
+                    None => Error::transient(detail),
+                }
+            }
             408 | 500.. => Error::transient(detail),
             _ => Error::invalid_input(detail),
         })
@@ -633,6 +642,24 @@ mod tests {
 
         let error = error_of(&response(403, &[], "forbidden"));
         assert!(matches!(error, Error::Unauthorized(problem) if problem.missing_scope.is_none()));
+    }
+
+    #[test]
+    fn unavailable_with_retry_after_waits_as_told() {
+        let error = error_of(&response(503, &[("retry-after", "120")], "maintenance"));
+        assert!(
+            matches!(&error, Error::RateLimited(limit) if limit.retry_after_ms == 120_000),
+            "{error:?}"
+        );
+        // Without the header, or with one that does not parse: a plain transient fault.
+        assert!(matches!(
+            error_of(&response(503, &[], "")),
+            Error::Transient(_)
+        ));
+        assert!(matches!(
+            error_of(&response(503, &[("retry-after", "later")], "")),
+            Error::Transient(_)
+        ));
     }
 
     #[test]

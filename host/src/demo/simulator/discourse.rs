@@ -1,5 +1,6 @@
-//! Discourse as far as the connector uses it: the latest posts (paged
-//! backwards with `before`), a topic's posts, and creating posts.
+//! Discourse as far as the connector uses it: the latest public and private
+//! posts (paged backwards with `before`), a topic's posts, one post by its
+//! number, and creating posts.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,15 @@ fn posts() -> Vec<Value> {
         .unwrap_or_default()
 }
 
+fn private_posts() -> Vec<Value> {
+    recorded(include_str!(
+        "../../../../examples/demo/discourse/globex-private-posts.json"
+    ))["private_posts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
 async fn handle(
     method: Method,
     Path((brand, rest)): Path<(String, String)>,
@@ -44,6 +54,31 @@ async fn handle(
             recorded(include_str!(
                 "../../../../examples/demo/discourse/created-post.json"
             )),
+        );
+    }
+    if rest == "private-posts.json" {
+        let before: Option<u64> = query.get("before").and_then(|b| b.parse().ok());
+        let page: Vec<Value> = private_posts()
+            .into_iter()
+            .filter(|p| before.is_none_or(|b| p["id"].as_u64().is_some_and(|id| id < b)))
+            .collect();
+        return json(StatusCode::OK, json!({"private_posts": page}));
+    }
+    // `posts/by_number/{topic}/{number}.json`: one post of a topic.
+    if let Some(path) = rest.strip_prefix("posts/by_number/") {
+        let mut parts = path.trim_end_matches(".json").split('/');
+        let topic: Option<u64> = parts.next().and_then(|t| t.parse().ok());
+        let number: Option<u64> = parts.next().and_then(|n| n.parse().ok());
+        if let Some(post) = posts().into_iter().find(|p| {
+            topic.is_some()
+                && p["topic_id"].as_u64() == topic
+                && p["post_number"].as_u64() == number
+        }) {
+            return json(StatusCode::OK, post);
+        }
+        return json(
+            StatusCode::NOT_FOUND,
+            json!({"errors": ["The requested URL or resource could not be found."], "error_type": "not_found"}),
         );
     }
     if rest == "posts.json" {
