@@ -29,15 +29,14 @@ pub const VERIFY_TOKEN: &str = "webcare-verify-7d1e";
 /// The Graph version the fake serves.
 pub const VERSION: &str = "v21.0";
 
-/// A fixture file's text.
+/// A fixture file's text. The path is relative to the file that uses the
+/// macro, which must sit one level below `tests/` (as `tests/src/` and
+/// `tests/tests/` do), so that the host crate's tests can include this
+/// module by path too.
 #[macro_export]
 macro_rules! facebook_fixture {
     ($name:literal) => {
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/facebook/",
-            $name
-        ))
+        include_str!(concat!("../fixtures/facebook/", $name))
     };
 }
 

@@ -17,6 +17,12 @@ fn load(path: &Path) -> anyhow::Result<Config> {
         .map_err(|errors| anyhow!("{} is not valid:\n{errors}", path.display()))
 }
 
+/// The config for `webcare queue ...`, which needs no connector's secrets.
+fn load_for_queue(path: &Path) -> anyhow::Result<Config> {
+    crate::config::load_without_secrets(path)
+        .map_err(|errors| anyhow!("{} is not valid:\n{errors}", path.display()))
+}
+
 fn runtime_for(config: &Config) -> anyhow::Result<Runtime> {
     Ok(Runtime::new(RuntimeConfig {
         cache_dir: Some(config.host.component_cache.clone()),
@@ -72,7 +78,7 @@ pub async fn list(
     status: Option<String>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let config = load(path)?;
+    let config = load_for_queue(path)?;
     if let Some(b) = &brand
         && !config.brands.iter().any(|x| &x.id == b)
     {
@@ -117,7 +123,7 @@ pub async fn messages(
     connector: Option<&str>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let config = load(path)?;
+    let config = load_for_queue(path)?;
     let Some(known) = config.brands.iter().find(|b| b.id == brand) else {
         return Err(anyhow!(
             "--brand {brand:?}: no such brand in {}",

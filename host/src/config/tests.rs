@@ -427,6 +427,26 @@ fn a_disabled_connector_needs_no_plugin_or_secrets_yet() {
 }
 
 #[test]
+fn reading_the_queue_needs_no_secrets_but_everything_else_is_checked() {
+    let fx = Fixture::new();
+    let toml = format!(
+        "{BRAND}{CONNECTOR}[brand.connector.secrets]\napi_token = {{ env = \"ACME_UNSET\" }}\n\
+         webhook_token = {{ file = \"secrets/missing\" }}\n"
+    );
+    let path = fx.path("webcare.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let errors = validate::load(&path, &env).unwrap_err().to_string();
+    assert!(errors.contains("ACME_UNSET"), "{errors}");
+    assert!(errors.contains("secrets/missing"), "{errors}");
+    let config = validate::load_with(&path, &env, false).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.brands[0].connectors[0].secrets.len(), 2);
+
+    // Not a way around the other checks.
+    std::fs::write(&path, toml.replace("allow_hosts", "allow_host")).unwrap();
+    assert!(validate::load_with(&path, &env, false).is_err());
+}
+
+#[test]
 fn an_unreadable_file_says_so() {
     let errors = load(Path::new("/nonexistent/webcare.toml")).unwrap_err();
     assert_eq!(errors.0.len(), 1);

@@ -32,6 +32,16 @@ const ID_RULE: &str =
 
 /// [`super::load`] with the environment given (tests pass a table).
 pub(super) fn load(path: &Path, env: &EnvLookup) -> Result<Config, ConfigErrors> {
+    load_with(path, env, true)
+}
+
+/// [`load`], with `resolve_secrets = false` leaving secret references
+/// unchecked (for commands that never start a connector).
+pub(super) fn load_with(
+    path: &Path,
+    env: &EnvLookup,
+    resolve_secrets: bool,
+) -> Result<Config, ConfigErrors> {
     let whole_file = |message: String| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
@@ -72,6 +82,7 @@ pub(super) fn load(path: &Path, env: &EnvLookup) -> Result<Config, ConfigErrors>
         lines,
         names: Names::new(raw.as_ref()),
         env,
+        resolve_secrets,
         errors: Vec::new(),
     };
     for e in schema_errors {
@@ -223,6 +234,8 @@ struct Validator<'a> {
     lines: Lines,
     names: Names,
     env: &'a EnvLookup,
+    /// Whether secret references must resolve (env set, file readable).
+    resolve_secrets: bool,
     errors: Vec<ConfigError>,
 }
 
@@ -611,7 +624,10 @@ impl Validator<'_> {
             let Some(reference) = self.secret_ref(key.clone(), value, &dir) else {
                 continue;
             };
-            if enabled && let Err(e) = reference.resolve_with(self.env) {
+            if enabled
+                && self.resolve_secrets
+                && let Err(e) = reference.resolve_with(self.env)
+            {
                 self.error(key, Some(value.span()), e.to_string());
             }
             secrets.insert(name.clone(), reference);
