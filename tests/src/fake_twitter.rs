@@ -90,6 +90,7 @@ pub struct FakeX {
     actions: Mutex<Answer>,
     revoked: AtomicBool,
     newer_dms: AtomicBool,
+    deleted: Mutex<Vec<String>>,
 }
 
 /// Unix seconds now.
@@ -136,13 +137,18 @@ impl FakeX {
         self.newer_dms.store(true, Ordering::SeqCst);
     }
 
+    /// The post `id` is deleted: post lookups answer "Not Found" for it.
+    pub fn delete_post(&self, id: &str) {
+        self.deleted.lock().unwrap().push(id.to_owned());
+    }
+
     /// The router; serve it with `FakeApi::start`.
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/2/users/{id}/mentions", get(mentions))
             .route("/2/tweets/search/recent", get(search))
             .route("/2/dm_events", get(dm_events))
-            .route("/2/tweets", post(create_tweet))
+            .route("/2/tweets", post(create_tweet).get(lookup_posts))
             .route(
                 "/2/dm_conversations/with/{participant_id}/messages",
                 post(send_dm),
@@ -367,4 +373,46 @@ async fn like(
         );
     }
     action_answer(&fake, StatusCode::OK, fixtures::LIKED)
+}
+
+/// `GET /2/tweets?ids=…`: every id exists except the deleted ones, which
+/// get X's "Not Found Error", as X answers a lookup of a deleted post.
+async fn lookup_posts(
+    State(x): State<Arc<FakeX>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    if let Some(refused) = x.refuse(&headers) {
+        return refused;
+    }
+    let deleted = x.deleted.lock().unwrap().clone();
+    let (mut data, mut errors) = (Vec::new(), Vec::new());
+    for id in params
+        .get("ids")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+    {
+        if deleted.iter().any(|d| d == id) {
+            errors.push(json!({
+                "value": id,
+                "detail": format!("Could not find tweet with ids: [{id}]."),
+                "title": "Not Found Error",
+                "resource_type": "tweet",
+                "parameter": "ids",
+                "resource_id": id,
+                "type": "https://api.twitter.com/2/problems/resource-not-found",
+            }));
+        } else if !id.is_empty() {
+            data.push(json!({"id": id, "text": "…", "edit_history_tweet_ids": [id]}));
+        }
+    }
+    let mut body = json!({});
+    if !data.is_empty() {
+        body["data"] = Value::Array(data);
+    }
+    if !errors.is_empty() {
+        body["errors"] = Value::Array(errors);
+    }
+    answer(&Answer::Normal, &body.to_string())
 }

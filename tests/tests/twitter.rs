@@ -219,6 +219,13 @@ async fn describe_declares_the_agreed_settings() {
                 false
             ),
             ("page_size", SettingType::Integer, false, Some("100"), false),
+            (
+                "deletion_check_seconds",
+                SettingType::Integer,
+                false,
+                Some("900"),
+                false
+            ),
             ("bearer_token", SettingType::Text, true, None, true),
         ]
     );
@@ -888,4 +895,71 @@ async fn an_action_with_a_revoked_token_is_expired() {
         ConnectorError::Unauthorized { expired, .. } => assert!(expired),
         other => panic!("expected unauthorized, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_deleted_post_is_reported_as_deleted_on_the_next_check() {
+    let Setup { fake, api, mut x } = setup_with(TOKEN, &[("deletion_check_seconds", "1")]).await;
+    let first = x.poll(None).await.expect("first poll");
+    let mention = find(&first, M3).clone();
+    let lookups = |api: &FakeApi| {
+        api.requests()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path == "/2/tweets")
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        lookups(&api).is_empty(),
+        "nothing to check on the first poll"
+    );
+
+    fake.delete_post(M3);
+    // Not due yet: the first check comes one interval after the first posts.
+    let cursor = first.next_cursor.clone();
+    let early = x.poll(cursor.as_deref()).await.expect("second poll");
+    assert!(lookups(&api).is_empty(), "checked before it was due");
+    assert!(early.updates.is_empty(), "{:?}", early.updates);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let cursor = early.next_cursor.clone();
+    let later = x.poll(cursor.as_deref()).await.expect("third poll");
+    let checks = lookups(&api);
+    assert_eq!(checks.len(), 1, "one lookup for all remembered posts");
+    assert!(checks[0].query.contains(M3), "{}", checks[0].query);
+    assert!(
+        !checks[0].query.contains(D1),
+        "DMs are not looked up: {}",
+        checks[0].query
+    );
+    assert_eq!(
+        checks[0].header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    let deleted: Vec<_> = later
+        .updates
+        .iter()
+        .filter_map(|u| match u {
+            MessageUpdate::Deleted(removal) => Some(removal),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted.len(), 1, "{:?}", later.updates);
+    assert_eq!(deleted[0].external_id, M3);
+    assert_eq!(
+        deleted[0].thread_id.as_deref(),
+        Some(mention.thread_id.as_str())
+    );
+
+    // Reported once: the deleted post is forgotten.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let cursor = later.next_cursor.clone();
+    let again = x.poll(cursor.as_deref()).await.expect("fourth poll");
+    assert!(
+        !again
+            .updates
+            .iter()
+            .any(|u| matches!(u, MessageUpdate::Deleted(r) if r.external_id == M3)),
+        "{:?}",
+        again.updates
+    );
 }

@@ -6,6 +6,8 @@ use webcare_plugin::{Error, Result, secrets, settings};
 pub const DEFAULT_API_BASE_URL: &str = "https://api.twitter.com";
 /// The page size unless `page_size` says otherwise.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// Seconds between deletion checks unless `deletion_check_seconds` says otherwise.
+pub const DEFAULT_DELETION_CHECK_SECONDS: i64 = 900;
 
 /// Settings of this connector for this brand.
 pub struct Config {
@@ -21,6 +23,8 @@ pub struct Config {
     pub direct_messages: bool,
     /// `max_results` per request (5..=100).
     pub page_size: u32,
+    /// Milliseconds between deletion checks of recent posts; 0: never.
+    pub deletion_check_ms: i64,
     /// OAuth 2.0 bearer token.
     pub token: String,
 }
@@ -68,7 +72,18 @@ impl Config {
                     "setting `page_size` must be between 5 and 100 (X's limits), not {page_size}"
                 ))
             })?;
+        let deletion_check_seconds = match settings::get("deletion_check_seconds") {
+            Some(_) => settings::parse::<i64>("deletion_check_seconds")?,
+            None => DEFAULT_DELETION_CHECK_SECONDS,
+        };
+        if deletion_check_seconds < 0 {
+            return Err(Error::invalid_input(format!(
+                "setting `deletion_check_seconds` must be 0 (off) or a number of seconds, not \
+                 {deletion_check_seconds}"
+            )));
+        }
         Ok(Self {
+            deletion_check_ms: deletion_check_seconds.saturating_mul(1000),
             base_url,
             brand_user_id,
             brand_username,

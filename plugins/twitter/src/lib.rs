@@ -21,6 +21,7 @@
 pub mod actions;
 mod api;
 mod config;
+pub mod deletions;
 pub mod errors;
 pub mod normalize;
 pub mod poll;
@@ -83,6 +84,14 @@ impl Connector for TwitterConnector {
         .setting(
             SettingSpec::integer("page_size", "Results per request, 5 to 100.")
                 .default_value(config::DEFAULT_PAGE_SIZE.to_string()),
+        )
+        .setting(
+            SettingSpec::integer(
+                "deletion_check_seconds",
+                "Seconds between look-ups of the last 100 delivered posts, to report \
+                 deleted ones; 0: never.",
+            )
+            .default_value(config::DEFAULT_DELETION_CHECK_SECONDS.to_string()),
         )
         .setting(
             SettingSpec::text(

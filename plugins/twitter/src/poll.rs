@@ -211,6 +211,11 @@ pub fn poll(cursor: Option<String>) -> Result<Batch> {
     messages.sort_by_key(|message| message.created_at);
     let mut seen = BTreeSet::new();
     messages.retain(|message| seen.insert(message.external_id.clone()));
+    if fetched_any {
+        updates.extend(crate::deletions::check_and_remember(
+            &config, &messages, now,
+        ));
+    }
 
     let has_more = streams.iter().any(|&stream| {
         let at = stream_cursor(&mut position, stream);
