@@ -456,6 +456,34 @@ async fn a_failing_connector_is_unhealthy_and_the_others_carry_on() {
     .await;
     assert_eq!(message_count(&db, "globex").await, 0);
 
+    // `/status` tells the operator which connector needs a person, and why.
+    let status: Value = reqwest::get(format!("http://127.0.0.1:{port}/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let connectors = status["connectors"].as_array().expect("connectors");
+    assert_eq!(connectors.len(), 2, "{status}");
+    let (acme, globex) = (&connectors[0], &connectors[1]);
+    assert_eq!(acme["brand"], "acme");
+    assert_eq!(acme["healthy"], true);
+    assert_eq!(acme["needs_attention"], false);
+    assert!(acme["last_success_at"].as_i64().is_some(), "{acme}");
+    assert_eq!(globex["brand"], "globex");
+    assert_eq!(globex["channel"], "feed");
+    assert_eq!(globex["healthy"], false);
+    assert_eq!(globex["needs_attention"], true, "{globex}");
+    assert_eq!(globex["last_success_at"], Value::Null);
+    assert_eq!(globex["last_error"]["kind"], "unauthorized", "{globex}");
+    assert!(
+        !globex["last_error"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("revoked-token-999"),
+        "secrets never appear: {globex}"
+    );
+
     // `webcare queue list` shows only the asked brand, as a table or JSON lines.
     let out = Command::new(env!("CARGO_BIN_EXE_webcare"))
         .args(["queue", "list", "--brand", "acme", "--json", "--config"])

@@ -27,6 +27,7 @@ pub fn router(shared: Arc<Shared>, max_body: usize) -> Router {
         .route("/webhooks/{brand}/{connector}", any(webhook))
         .route("/webhooks/{brand}/{connector}/{*rest}", any(webhook_sub))
         .route("/healthz", get(healthz))
+        .route("/status", get(status))
         .route("/metrics", get(metrics))
         // Webhook bodies are capped by `read_capped`, which also drains.
         .layer(DefaultBodyLimit::disable())
@@ -61,6 +62,31 @@ async fn read_capped(body: Body, max: usize) -> Result<Vec<u8>, usize> {
 
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// Every connector with its health, whether it needs a person, and its
+/// last error: what an operator looks at when a channel goes quiet.
+async fn status(State(ctx): State<Ctx>) -> Response {
+    let mut connectors: Vec<_> = ctx.shared.connectors.values().collect();
+    connectors.sort_by(|a, b| (&a.id.brand, &a.id.connector).cmp(&(&b.id.brand, &b.id.connector)));
+    let connectors: Vec<serde_json::Value> = connectors
+        .into_iter()
+        .map(|c| {
+            let mut entry = serde_json::json!({
+                "brand": c.id.brand,
+                "connector": c.id.connector,
+                "channel": c.channel,
+                "polls": c.polls,
+            });
+            if let (Some(entry), Ok(serde_json::Value::Object(status))) =
+                (entry.as_object_mut(), serde_json::to_value(c.status()))
+            {
+                entry.extend(status);
+            }
+            entry
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "connectors": connectors })).into_response()
 }
 
 async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
@@ -175,6 +201,19 @@ async fn handle(
         Ok(outcome) => outcome,
         Err(error) => {
             shared.call_failed(&handle.id, &error);
+            // A malformed or forged delivery is the sender's fault, not the
+            // connector's: only what says something about the connector
+            // (refused credentials, a trap, a guard) counts against it.
+            if !matches!(
+                error,
+                PluginError::Connector(
+                    ConnectorError::InvalidInput { .. }
+                        | ConnectorError::NotAllowed { .. }
+                        | ConnectorError::Unsupported { .. }
+                )
+            ) {
+                handle.failed(Some(&error));
+            }
             return error_response(&error);
         }
     };
@@ -195,6 +234,7 @@ async fn handle(
         );
     }
     shared.metrics.success(&handle.id);
+    handle.delivered();
     let response = outcome.response;
     let mut builder =
         Response::builder().status(StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK));

@@ -13,6 +13,7 @@
 pub mod http;
 pub mod metrics;
 pub mod scheduler;
+pub mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -105,6 +106,39 @@ pub struct ConnectorHandle {
     pub polls: bool,
     pub poll_interval: Duration,
     pub instance: Mutex<ConnectorInstance>,
+    /// What `/status` shows; kept by the scheduler and the webhook route.
+    pub status: std::sync::Mutex<status::ConnectorStatus>,
+}
+
+impl ConnectorHandle {
+    /// Records a success (a committed poll or an accepted delivery).
+    pub fn succeeded(&self) {
+        self.status
+            .lock()
+            .expect("status lock poisoned")
+            .succeeded();
+    }
+
+    /// Records an accepted webhook delivery.
+    pub fn delivered(&self) {
+        self.status
+            .lock()
+            .expect("status lock poisoned")
+            .delivered();
+    }
+
+    /// Records a failure; `None` is a failed commit.
+    pub fn failed(&self, error: Option<&PluginError>) {
+        self.status
+            .lock()
+            .expect("status lock poisoned")
+            .failed(error);
+    }
+
+    /// The current status.
+    pub fn status(&self) -> status::ConnectorStatus {
+        self.status.lock().expect("status lock poisoned").clone()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +257,7 @@ pub async fn build_connectors(
                 channel: info.channel,
                 poll_interval: spec.poll_interval,
                 instance: Mutex::new(instance),
+                status: std::sync::Mutex::default(),
             }),
         );
     }

@@ -146,6 +146,7 @@ async fn commit(shared: &Shared, handle: &ConnectorHandle, batch: crate::model::
     {
         Ok(outcome) => {
             shared.metrics.success(id);
+            handle.succeeded();
             tracing::debug!(brand = %id.brand, connector = %id.connector, inserted = outcome.inserted, duplicates = outcome.duplicates, "poll committed");
             true
         }
@@ -160,6 +161,7 @@ fn failed(
     error: Option<&PluginError>,
 ) -> Duration {
     let id = &handle.id;
+    handle.failed(error);
     *failures += 1;
     if *failures >= UNHEALTHY_AFTER {
         shared.metrics.set_healthy(id, false);
