@@ -17,6 +17,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 
 /// The bearer token the fake accepts.
@@ -91,7 +93,36 @@ pub struct FakeX {
     revoked: AtomicBool,
     newer_dms: AtomicBool,
     deleted: Mutex<Vec<String>>,
+    oauth: Mutex<OAuthGrant>,
 }
+
+/// The fake's OAuth 2.0 side: one client, one user grant.
+#[derive(Debug)]
+struct OAuthGrant {
+    /// The refresh token that works now (single use, as X's).
+    refresh_token: Option<String>,
+    /// Access tokens issued so far; all of them are accepted.
+    issued: Vec<String>,
+    /// `expires_in` of the tokens it issues, in seconds.
+    lifetime_s: u64,
+}
+
+impl Default for OAuthGrant {
+    fn default() -> Self {
+        OAuthGrant {
+            refresh_token: Some(OAUTH_SEED_REFRESH_TOKEN.to_owned()),
+            issued: Vec::new(),
+            lifetime_s: 7200,
+        }
+    }
+}
+
+/// The app's OAuth 2.0 client id the fake knows.
+pub const OAUTH_CLIENT_ID: &str = "cGFyaXR5LWNsaWVudC1pZA";
+/// Its client secret (a confidential client).
+pub const OAUTH_CLIENT_SECRET: &str = "x-client-secret-0f3e9a";
+/// The refresh token of the user's first authorisation.
+pub const OAUTH_SEED_REFRESH_TOKEN: &str = "bWVudGlvbnMtcmVmcmVzaC0w";
 
 /// Unix seconds now.
 pub fn unix_now() -> u64 {
@@ -137,6 +168,18 @@ impl FakeX {
         self.newer_dms.store(true, Ordering::SeqCst);
     }
 
+    /// Access tokens issued from now on expire after `seconds`.
+    pub fn set_token_lifetime(&self, seconds: u64) {
+        self.oauth.lock().unwrap().lifetime_s = seconds;
+    }
+
+    /// The user revokes the app: no refresh token works any more.
+    pub fn revoke_grant(&self) {
+        let mut grant = self.oauth.lock().unwrap();
+        grant.refresh_token = None;
+        grant.issued.clear();
+    }
+
     /// The post `id` is deleted: post lookups answer "Not Found" for it.
     pub fn delete_post(&self, id: &str) {
         self.deleted.lock().unwrap().push(id.to_owned());
@@ -149,6 +192,7 @@ impl FakeX {
             .route("/2/tweets/search/recent", get(search))
             .route("/2/dm_events", get(dm_events))
             .route("/2/tweets", post(create_tweet).get(lookup_posts))
+            .route("/2/oauth2/token", post(oauth_token))
             .route(
                 "/2/dm_conversations/with/{participant_id}/messages",
                 post(send_dm),
@@ -161,7 +205,10 @@ impl FakeX {
     fn refuse(&self, headers: &HeaderMap) -> Option<Response> {
         let given = headers.get("authorization").and_then(|v| v.to_str().ok());
         let expected = format!("Bearer {TOKEN}");
-        if given != Some(expected.as_str()) || self.revoked.load(Ordering::SeqCst) {
+        let issued = given
+            .and_then(|g| g.strip_prefix("Bearer "))
+            .is_some_and(|token| self.oauth.lock().unwrap().issued.iter().any(|t| t == token));
+        if (given != Some(expected.as_str()) && !issued) || self.revoked.load(Ordering::SeqCst) {
             return Some(json_response(
                 StatusCode::UNAUTHORIZED,
                 fixtures::PROBLEM_401,
@@ -415,4 +462,51 @@ async fn lookup_posts(
         body["errors"] = Value::Array(errors);
     }
     answer(&Answer::Normal, &body.to_string())
+}
+
+/// `POST /2/oauth2/token` with `grant_type=refresh_token`: a confidential
+/// client authenticates with HTTP Basic; each refresh token works once and
+/// is replaced by the one issued with the new access token.
+async fn oauth_token(State(x): State<Arc<FakeX>>, headers: HeaderMap, body: Bytes) -> Response {
+    let form: BTreeMap<String, String> = String::from_utf8_lossy(&body)
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        // The fake's tokens and ids need no percent-decoding.
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let basic = format!(
+        "Basic {}",
+        BASE64.encode(format!("{OAUTH_CLIENT_ID}:{OAUTH_CLIENT_SECRET}"))
+    );
+    let client_ok = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&basic);
+    let mut grant = x.oauth.lock().unwrap();
+    let refresh_ok =
+        grant.refresh_token.is_some() && form.get("refresh_token") == grant.refresh_token.as_ref();
+    if !client_ok {
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":"unauthorized_client","error_description":"Missing valid authorization header"}"#,
+            &[],
+        );
+    }
+    if form.get("grant_type").map(String::as_str) != Some("refresh_token") || !refresh_ok {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            r#"{"error":"invalid_request","error_description":"Value passed for the token was invalid."}"#,
+            &[],
+        );
+    }
+    let n = grant.issued.len() + 1;
+    let access = format!("access-{n}");
+    let refresh = format!("refresh-{n}");
+    grant.issued.push(access.clone());
+    grant.refresh_token = Some(refresh.clone());
+    let body = json!({
+        "token_type": "bearer",
+        "expires_in": grant.lifetime_s,
+        "access_token": access,
+        "scope": "tweet.read users.read dm.read dm.write tweet.write like.write offline.access",
+        "refresh_token": refresh,
+    });
+    json_response(StatusCode::OK, &body.to_string(), &[])
 }

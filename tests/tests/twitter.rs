@@ -15,8 +15,9 @@ use webcare::model::{
 use webcare::runtime::{CallLimits, ConnectorInstance, PluginError};
 use webcare_tests::fake_api::{FakeApi, Recorded};
 use webcare_tests::fake_twitter::{
-    Answer, BRAND_ID, BRAND_USERNAME, CREATED_TWEET_ID, FakeX, MENTIONS_PAGE2_TOKEN, SEARCH_QUERY,
-    TOKEN, fixtures, unix_now,
+    Answer, BRAND_ID, BRAND_USERNAME, CREATED_TWEET_ID, FakeX, MENTIONS_PAGE2_TOKEN,
+    OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_SEED_REFRESH_TOKEN, SEARCH_QUERY, TOKEN, fixtures,
+    unix_now,
 };
 use webcare_tests::plugins::plugin_path;
 use webcare_tests::runtime;
@@ -226,7 +227,10 @@ async fn describe_declares_the_agreed_settings() {
                 Some("900"),
                 false
             ),
-            ("bearer_token", SettingType::Text, true, None, true),
+            ("oauth_client_id", SettingType::Text, false, None, false),
+            ("bearer_token", SettingType::Text, false, None, true),
+            ("oauth_refresh_token", SettingType::Text, false, None, true),
+            ("oauth_client_secret", SettingType::Text, false, None, true),
         ]
     );
 }
@@ -962,4 +966,117 @@ async fn a_deleted_post_is_reported_as_deleted_on_the_next_check() {
         "{:?}",
         again.updates
     );
+}
+
+/// A connector on a user-context OAuth 2.0 grant: no fixed bearer token,
+/// a client id and the refresh token of the brand account's authorisation.
+async fn setup_oauth() -> Setup {
+    let fake = FakeX::new();
+    let api = FakeApi::start(fake.router()).await;
+    let base = api.base_url();
+    let rt = runtime();
+    let plugin = rt
+        .load_file(&plugin_path("twitter_connector"))
+        .await
+        .expect("load twitter connector");
+    let x = rt
+        .configured_connector(
+            plugin,
+            grants(
+                "acme",
+                &[
+                    ("api_base_url", &base),
+                    ("brand_user_id", BRAND_ID),
+                    ("brand_username", BRAND_USERNAME),
+                    ("direct_messages", "false"),
+                    ("oauth_client_id", OAUTH_CLIENT_ID),
+                ],
+                &[
+                    ("oauth_refresh_token", OAUTH_SEED_REFRESH_TOKEN),
+                    ("oauth_client_secret", OAUTH_CLIENT_SECRET),
+                ],
+                &[api.allow_entry()],
+            ),
+            CallLimits::default(),
+        )
+        .await
+        .expect("settings fit");
+    Setup { fake, api, x }
+}
+
+#[tokio::test]
+async fn a_user_grant_is_renewed_before_it_expires_and_its_refresh_token_rotated() {
+    let Setup { fake, api, mut x } = setup_oauth().await;
+    // Renewed halfway through a 4 s life: after 2 s.
+    fake.set_token_lifetime(4);
+    let renewals = |api: &FakeApi| {
+        api.requests()
+            .into_iter()
+            .filter(|r| r.path == "/2/oauth2/token")
+            .collect::<Vec<_>>()
+    };
+    let bearer_of_last_mentions = |api: &FakeApi| {
+        api.requests()
+            .into_iter()
+            .rfind(|r| r.path.ends_with("/mentions"))
+            .and_then(|r| r.header("authorization").map(str::to_owned))
+    };
+
+    let first = x.poll(None).await.expect("first poll");
+    assert!(!first.messages.is_empty());
+    let sent = renewals(&api);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].method, "POST");
+    let form = String::from_utf8_lossy(&sent[0].body).into_owned();
+    assert!(form.contains("grant_type=refresh_token"), "{form}");
+    assert!(
+        form.contains(&format!("refresh_token={OAUTH_SEED_REFRESH_TOKEN}")),
+        "{form}"
+    );
+    assert!(
+        sent[0]
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("Basic ")),
+        "a confidential client authenticates with HTTP Basic"
+    );
+    assert_eq!(
+        bearer_of_last_mentions(&api).as_deref(),
+        Some("Bearer access-1")
+    );
+
+    // Still fresh: no renewal.
+    let cursor = first.next_cursor.clone();
+    let second = x.poll(cursor.as_deref()).await.expect("second poll");
+    assert_eq!(renewals(&api).len(), 1);
+
+    // Past its renewal time: renewed with the rotated refresh token.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let cursor = second.next_cursor.clone();
+    let third = x.poll(cursor.as_deref()).await.expect("third poll");
+    let sent = renewals(&api);
+    assert_eq!(sent.len(), 2);
+    let form = String::from_utf8_lossy(&sent[1].body).into_owned();
+    assert!(
+        form.contains("refresh_token=refresh-1"),
+        "the rotated one: {form}"
+    );
+    assert_eq!(
+        bearer_of_last_mentions(&api).as_deref(),
+        Some("Bearer access-2")
+    );
+
+    // The user revokes the app: a clear expired-credentials error.
+    fake.revoke_grant();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let cursor = third.next_cursor.clone();
+    let error = connector_error(x.poll(cursor.as_deref()).await.expect_err("revoked"));
+    match error {
+        ConnectorError::Unauthorized {
+            expired, detail, ..
+        } => {
+            assert!(expired, "{detail}");
+            assert!(detail.contains("oauth_refresh_token"), "{detail}");
+        }
+        other => panic!("expected unauthorized, got {other:?}"),
+    }
 }

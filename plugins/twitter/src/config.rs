@@ -1,6 +1,6 @@
 //! The connector's settings and secret, read and checked once per call.
 
-use webcare_plugin::{Error, Result, secrets, settings};
+use webcare_plugin::{Error, Result, clock, secrets, settings};
 
 /// Where X's API lives unless `api_base_url` says otherwise.
 pub const DEFAULT_API_BASE_URL: &str = "https://api.twitter.com";
@@ -25,8 +25,10 @@ pub struct Config {
     pub page_size: u32,
     /// Milliseconds between deletion checks of recent posts; 0: never.
     pub deletion_check_ms: i64,
-    /// OAuth 2.0 bearer token.
+    /// The access token for this call (see [`crate::token`]).
     pub token: String,
+    /// The token is renewed with an OAuth 2.0 refresh token.
+    pub refreshes: bool,
 }
 
 impl Config {
@@ -82,15 +84,27 @@ impl Config {
                  {deletion_check_seconds}"
             )));
         }
+        let oauth = crate::token::OAuthClient::from_settings()?;
         Ok(Self {
             deletion_check_ms: deletion_check_seconds.saturating_mul(1000),
-            base_url,
             brand_user_id,
             brand_username,
             search_query,
             direct_messages,
             page_size,
-            token: secrets::require("bearer_token")?,
+            refreshes: oauth.is_some(),
+            token: match &oauth {
+                Some(client) => crate::token::access_token(client, &base_url, clock::now_ms())?,
+                None => secrets::get("bearer_token")
+                    .filter(|token| !token.is_empty())
+                    .ok_or_else(|| {
+                        Error::invalid_input(
+                            "the secret `bearer_token` is missing: give an OAuth 2.0 bearer \
+                             token, or `oauth_client_id` with the secret `oauth_refresh_token`",
+                        )
+                    })?,
+            },
+            base_url,
         })
     }
 

@@ -25,6 +25,7 @@ pub mod deletions;
 pub mod errors;
 pub mod normalize;
 pub mod poll;
+pub mod token;
 
 pub use normalize::{Brand, DmPage, TweetPage, TweetStream, normalize_dm_events, normalize_tweets};
 
@@ -93,23 +94,51 @@ impl Connector for TwitterConnector {
             )
             .default_value(config::DEFAULT_DELETION_CHECK_SECONDS.to_string()),
         )
+        .setting(SettingSpec::text(
+            "oauth_client_id",
+            "The app's OAuth 2.0 client id, to renew user-context tokens with \
+             `oauth_refresh_token` (instead of a fixed `bearer_token`).",
+        ))
         .setting(
             SettingSpec::text(
                 "bearer_token",
-                "OAuth 2.0 bearer token (user context for DMs and actions).",
+                "OAuth 2.0 bearer token (user context for DMs and actions); not needed \
+                 with `oauth_client_id` and `oauth_refresh_token`.",
             )
-            .required()
+            .secret(),
+        )
+        .setting(
+            SettingSpec::text(
+                "oauth_refresh_token",
+                "Refresh token of the brand account's authorisation (scope offline.access); \
+                 the connector renews access tokens with it and keeps the rotated one.",
+            )
+            .secret(),
+        )
+        .setting(
+            SettingSpec::text(
+                "oauth_client_secret",
+                "Client secret of a confidential OAuth 2.0 client (sent as HTTP Basic).",
+            )
             .secret(),
         )
     }
 
     fn poll(cursor: Option<String>) -> Result<Batch> {
-        poll::poll(cursor)
+        poll::poll(cursor).inspect_err(forget_refused_token)
     }
 
     fn perform(action: Action, target: ActionTarget) -> Result<ActionResult> {
-        actions::perform(action, target)
+        actions::perform(action, target).inspect_err(forget_refused_token)
     }
 }
 
 webcare_plugin::export!(TwitterConnector);
+
+/// After a 401, a kept (renewed) access token is dropped, so the next call
+/// renews it instead of sending the refused one again.
+fn forget_refused_token(error: &webcare_plugin::Error) {
+    if matches!(error, webcare_plugin::Error::Unauthorized(_)) {
+        token::forget_access_token();
+    }
+}
