@@ -1,0 +1,2 @@
+//! Triage
+pub mod sentiment;
