@@ -6,8 +6,9 @@
 //! `emoji.txt`), written for this project; their header explains the
 //! format. The scorer adds up the weights of the words it knows, with three
 //! refinements: a negator ("not", "niet", "geen") flips the next sentiment
-//! word within three words and weakens it ("not bad" is mildly positive),
-//! a booster ("very", "heel") scales the word right after it, and each
+//! word within three words and the same clause and weakens it ("not bad"
+//! is mildly positive), a booster ("very", "heel") scales the word right
+//! after it, emoji count as they are, and each
 //! exclamation mark (up to three) strengthens the whole. The sum is squashed
 //! into -1.0..=1.0 with `s / sqrt(s² + 15)`, as VADER does, so that one
 //! strong word gives about ±0.6 and a pile of them approaches ±1.
@@ -219,8 +220,7 @@ impl Default for LexiconSentiment {
 
 impl Sentiment for LexiconSentiment {
     fn score(&self, text: &str, language: Option<&str>) -> SentimentScore {
-        let tokens = tokens(text);
-        let lexicon = match self.lexicon_for(&tokens, language) {
+        let lexicon = match self.lexicon_for(&tokens(text), language) {
             Ok(lexicon) => lexicon,
             // A language without a word list: saying "neutral" is honest,
             // guessing from another language's words is not.
@@ -233,65 +233,70 @@ impl Sentiment for LexiconSentiment {
             None => self.emoji.get(token).map(|entry| (entry, true)),
         };
         let mut evidence = Vec::new();
-        // Words of the current phrase ("not", "very") and how far a
-        // negator still reaches.
-        let mut phrase: Vec<&str> = Vec::new();
-        let mut negated = false;
-        let mut scope = 0;
-        let mut boost = 1.0;
-        for token in &tokens {
-            let entry = lookup(token);
-            if scope > 0 {
-                scope -= 1;
-                if scope == 0 {
-                    negated = false;
-                    phrase.clear();
-                }
-            }
-            match entry {
-                Some((Entry::Weight(weight), true)) => {
-                    evidence.push(Evidence {
-                        term: token.clone(),
-                        weight,
-                    });
-                }
-                Some((Entry::Negator, _)) => {
-                    negated = true;
-                    scope = NEGATION_SCOPE + 1;
-                    phrase = vec![token];
-                    boost = 1.0;
-                    continue;
-                }
-                Some((Entry::Boost(factor), _)) => {
-                    boost = factor;
-                    phrase.push(token);
-                    continue;
-                }
-                Some((Entry::Weight(weight), false)) => {
-                    let mut value = weight * boost;
-                    if negated {
-                        value *= NEGATION;
-                    }
-                    phrase.push(token);
-                    evidence.push(Evidence {
-                        term: phrase.join(" "),
-                        weight: value,
-                    });
-                    negated = false;
-                    scope = 0;
-                    phrase.clear();
-                }
-                Some((Entry::Common, _)) | None => {
-                    // Keep a negator's words ("not at all happy"), drop a
-                    // booster that did not reach a sentiment word.
-                    if !negated {
+        // A negator or booster does not reach past the end of its clause:
+        // in "nobody answers. Very disappointed" the disappointment stands.
+        for clause in text.split(['.', '!', '?', ';', ':', ',', '\n']) {
+            let tokens = tokens(clause);
+            // Words of the current phrase ("not", "very") and how far a
+            // negator still reaches.
+            let mut phrase: Vec<&str> = Vec::new();
+            let mut negated = false;
+            let mut scope = 0;
+            let mut boost = 1.0;
+            for token in &tokens {
+                let entry = lookup(token);
+                if scope > 0 {
+                    scope -= 1;
+                    if scope == 0 {
+                        negated = false;
                         phrase.clear();
-                    } else {
-                        phrase.push(token);
                     }
                 }
+                match entry {
+                    Some((Entry::Weight(weight), true)) => {
+                        evidence.push(Evidence {
+                            term: token.clone(),
+                            weight,
+                        });
+                    }
+                    Some((Entry::Negator, _)) => {
+                        negated = true;
+                        scope = NEGATION_SCOPE + 1;
+                        phrase = vec![token];
+                        boost = 1.0;
+                        continue;
+                    }
+                    Some((Entry::Boost(factor), _)) => {
+                        boost = factor;
+                        phrase.push(token);
+                        continue;
+                    }
+                    Some((Entry::Weight(weight), false)) => {
+                        let mut value = weight * boost;
+                        if negated {
+                            value *= NEGATION;
+                        }
+                        phrase.push(token);
+                        evidence.push(Evidence {
+                            term: phrase.join(" "),
+                            weight: value,
+                        });
+                        negated = false;
+                        scope = 0;
+                        phrase.clear();
+                    }
+                    Some((Entry::Common, _)) | None => {
+                        // Keep a negator's words ("not at all happy"), drop a
+                        // booster that did not reach a sentiment word.
+                        if !negated {
+                            phrase.clear();
+                        } else {
+                            phrase.push(token);
+                        }
+                    }
+                }
+                boost = 1.0;
             }
-            boost = 1.0;
         }
         let sum: f64 = evidence.iter().map(|e| e.weight).sum();
         let exclamations = text.matches('!').count().min(3) as f64;
@@ -467,6 +472,9 @@ mod tests {
         );
         let far = score("not one of the happy ones", Some("en"));
         assert!(far.score > 0.0, "{far:?}");
+        // Negation ends with the clause.
+        let s = score("Nobody answers. Very disappointed", Some("en"));
+        assert_eq!(terms(&s), ["very disappointed"]);
         // "geen probleem" is a friendly reply, not a complaint.
         assert!(score("Geen probleem!", Some("nl")).score > 0.0);
     }
