@@ -14,6 +14,12 @@
 //! working_hours = "mon-fri 09:00-17:00"
 //! first_response_target = "1h"
 //!
+//! [brand.triage]                   # optional; see docs/triage.md
+//! ignore_proactive_below_followers = 500
+//! [[brand.triage.route]]
+//! keywords = ["invoice", "factuur"]
+//! team = "billing"
+//!
 //! [[brand.connector]]
 //! id = "feed"
 //! plugin = "plugins/template_connector.wasm"
@@ -99,6 +105,8 @@ pub struct BrandConfig {
     pub working_hours: WorkingHours,
     /// How soon a new case should get its first answer.
     pub first_response_target: Duration,
+    /// `[brand.triage]`, defaults filled in.
+    pub triage: crate::triage::TriagePolicy,
     pub connectors: Vec<ConnectorConfig>,
 }
 
