@@ -252,9 +252,10 @@ mod tests {
 
     #[test]
     fn small_proactive_hits_are_ignored_unless_a_crisis() {
-        let mut policy = TriagePolicy::default();
-        policy.ignore_proactive_below_followers = 500;
-        let triage = Triage::new(policy);
+        let triage = Triage::new(TriagePolicy {
+            ignore_proactive_below_followers: 500,
+            ..TriagePolicy::default()
+        });
         let mut m = message("Net een pakketje van Acme binnen");
         m.addressed_to_brand = false;
         let d = triage.decide(&m, "x", now());
@@ -281,36 +282,38 @@ mod tests {
 
     #[test]
     fn acknowledgement_and_routing_follow_the_first_matching_rule() {
-        let mut policy = TriagePolicy::default();
-        policy.acknowledge = vec![
-            AcknowledgeRule {
-                kinds: vec![MessageKind::Email],
-                channels: vec![],
-                template: "ack-mail".into(),
-            },
-            AcknowledgeRule {
-                kinds: vec![MessageKind::DirectMessage, MessageKind::Email],
-                channels: vec!["x".into()],
-                template: "ack-dm".into(),
-            },
-        ];
-        policy.routes = vec![
-            RouteRule {
-                keywords: vec![
-                    Keyword::new("factuur").unwrap(),
-                    Keyword::new("invoice").unwrap(),
-                ],
-                channels: vec![],
-                team: "billing".into(),
-            },
-            RouteRule {
-                keywords: vec![],
-                channels: vec!["mail".into()],
-                team: "backoffice".into(),
-            },
-        ];
-        policy.default_team = Some("webcare".into());
-        policy.ignore_proactive_below_followers = 1_000;
+        let policy = TriagePolicy {
+            acknowledge: vec![
+                AcknowledgeRule {
+                    kinds: vec![MessageKind::Email],
+                    channels: vec![],
+                    template: "ack-mail".into(),
+                },
+                AcknowledgeRule {
+                    kinds: vec![MessageKind::DirectMessage, MessageKind::Email],
+                    channels: vec!["x".into()],
+                    template: "ack-dm".into(),
+                },
+            ],
+            routes: vec![
+                RouteRule {
+                    keywords: vec![
+                        Keyword::new("factuur").unwrap(),
+                        Keyword::new("invoice").unwrap(),
+                    ],
+                    channels: vec![],
+                    team: "billing".into(),
+                },
+                RouteRule {
+                    keywords: vec![],
+                    channels: vec!["mail".into()],
+                    team: "backoffice".into(),
+                },
+            ],
+            default_team: Some("webcare".into()),
+            ignore_proactive_below_followers: 1_000,
+            ..TriagePolicy::default()
+        };
         let triage = Triage::new(policy);
 
         let mut dm = message("Mijn factuur klopt niet");
