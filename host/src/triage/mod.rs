@@ -50,7 +50,7 @@ pub struct Triage {
 impl Triage {
     /// Triage with the built-in [`LexiconSentiment`].
     pub fn new(policy: TriagePolicy) -> Self {
-        Self::with_sentiment(policy, Arc::new(LexiconSentiment::builtin()))
+        Self::with_sentiment(policy, LexiconSentiment::builtin())
     }
 
     /// Triage with another scorer (a processor plugin, later).

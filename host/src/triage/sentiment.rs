@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 /// Scores a text's sentiment; implemented by [`LexiconSentiment`] and, later,
 /// by processor plugins.
@@ -158,23 +158,24 @@ pub struct LexiconSentiment {
     emoji: Lexicon,
 }
 
-static BUILTIN: LazyLock<LexiconSentiment> = LazyLock::new(|| {
+/// Parsed once per process: every brand's triage shares it.
+static BUILTIN: LazyLock<Arc<LexiconSentiment>> = LazyLock::new(|| {
     let parse = |language, text| {
         Lexicon::parse(language, text).unwrap_or_else(|e| panic!("built-in lexicon: {e}"))
     };
-    LexiconSentiment {
+    Arc::new(LexiconSentiment {
         languages: vec![
             parse("en", include_str!("lexicon/en.txt")),
             parse("nl", include_str!("lexicon/nl.txt")),
         ],
         emoji: parse("emoji", include_str!("lexicon/emoji.txt")),
-    }
+    })
 });
 
 impl LexiconSentiment {
-    /// The English and Dutch lexicons that ship with webcare.
-    pub fn builtin() -> Self {
-        BUILTIN.clone()
+    /// The English and Dutch lexicons that ship with webcare, shared.
+    pub fn builtin() -> Arc<Self> {
+        Arc::clone(&BUILTIN)
     }
 
     /// A scorer with other word lists (the first language wins ties when
@@ -209,12 +210,6 @@ impl LexiconSentiment {
                 .max_by_key(|(hits, _)| *hits)
                 .map(|(_, l)| l)),
         }
-    }
-}
-
-impl Default for LexiconSentiment {
-    fn default() -> Self {
-        Self::builtin()
     }
 }
 
