@@ -701,6 +701,22 @@ team = "billing"
         assert_eq!(e.line, Some(line_of(&toml, marker)), "{e}");
     }
     assert_eq!(errors.0.len(), expected.len(), "{errors}");
+
+    // Unknown keys deep in the rules are named by position.
+    let toml = format!(
+        "{BRAND}{CONNECTOR}[[brand.triage.route]]\nkeywords = [\"x\"]\nteem = \"billing\"\n"
+    );
+    let errors = fx.load(&toml).unwrap_err();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "brand \"acme\": triage.route[0].team",
+            "brand \"acme\": triage.route[0].teem"
+        ],
+        "{errors}"
+    );
+    assert!(errors.0[1].message.contains("did you mean `team`?"));
 }
 
 #[test]
