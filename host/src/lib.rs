@@ -14,3 +14,4 @@ pub mod model;
 pub mod queue;
 pub mod runtime;
 pub mod service;
+pub mod triage;

@@ -14,6 +14,12 @@
 //! working_hours = "mon-fri 09:00-17:00"
 //! first_response_target = "1h"
 //!
+//! [brand.triage]                   # optional; see docs/triage.md
+//! ignore_proactive_below_followers = 500
+//! [[brand.triage.route]]
+//! keywords = ["invoice", "factuur"]
+//! team = "billing"
+//!
 //! [[brand.connector]]
 //! id = "feed"
 //! plugin = "plugins/template_connector.wasm"
@@ -38,6 +44,7 @@ mod check;
 mod error;
 mod raw;
 mod secrets;
+mod sla;
 mod validate;
 mod working_hours;
 
@@ -98,6 +105,8 @@ pub struct BrandConfig {
     pub working_hours: WorkingHours,
     /// How soon a new case should get its first answer.
     pub first_response_target: Duration,
+    /// `[brand.triage]`, defaults filled in.
+    pub triage: crate::triage::TriagePolicy,
     pub connectors: Vec<ConnectorConfig>,
 }
 
@@ -106,6 +115,25 @@ impl BrandConfig {
     pub fn is_working_time(&self, at: jiff::Timestamp) -> bool {
         self.working_hours
             .is_open(at.to_zoned_datetime(self.time_zone.clone()).datetime())
+    }
+
+    /// The brand's working time in `[start, end)`, in its time zone: what
+    /// service levels are measured in (see [`WorkingHours::working_time_between`]).
+    pub fn working_time_between(&self, start: jiff::Timestamp, end: jiff::Timestamp) -> Duration {
+        self.working_hours
+            .working_time_between(&self.time_zone, start, end)
+    }
+
+    /// When `target` of the brand's working time after `start` runs out
+    /// (see [`WorkingHours::due_at`]).
+    pub fn due_at(&self, start: jiff::Timestamp, target: Duration) -> jiff::Timestamp {
+        self.working_hours.due_at(&self.time_zone, start, target)
+    }
+
+    /// When a case that came in at `received` is overdue for its first
+    /// response: [`Self::first_response_target`] of working time later.
+    pub fn first_response_due(&self, received: jiff::Timestamp) -> jiff::Timestamp {
+        self.due_at(received, self.first_response_target)
     }
 }
 

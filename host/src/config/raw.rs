@@ -46,8 +46,73 @@ pub(super) struct RawBrand {
     pub time_zone: Option<Spanned<String>>,
     pub working_hours: Option<Spanned<String>>,
     pub first_response_target: Option<Spanned<String>>,
+    pub triage: Option<Spanned<RawTriage>>,
     #[serde(default)]
     pub connector: Vec<Spanned<RawConnector>>,
+}
+
+/// `[brand.triage]`: see [`crate::triage::TriagePolicy`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTriage {
+    pub urgency_keywords: Option<Vec<Spanned<String>>>,
+    pub crisis_keywords: Option<Vec<Spanned<String>>>,
+    pub high_reach_followers: Option<Spanned<u64>>,
+    pub ignore_proactive_below_followers: Option<Spanned<u64>>,
+    pub default_team: Option<Spanned<String>>,
+    #[serde(default)]
+    pub weights: RawWeights,
+    pub buckets: Option<Spanned<RawBuckets>>,
+    /// Connector id → points; any TOML integer, range-checked later.
+    #[serde(default)]
+    pub channel_points: BTreeMap<String, Spanned<i64>>,
+    #[serde(default)]
+    pub acknowledge: Vec<Spanned<RawAcknowledge>>,
+    #[serde(default)]
+    pub route: Vec<Spanned<RawRoute>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWeights {
+    pub base: Option<Spanned<u64>>,
+    pub addressed: Option<Spanned<u64>>,
+    pub reach: Option<Spanned<u64>>,
+    pub verified: Option<Spanned<u64>>,
+    pub urgency: Option<Spanned<u64>>,
+    pub crisis: Option<Spanned<u64>>,
+    pub negative: Option<Spanned<u64>>,
+    pub private: Option<Spanned<u64>>,
+    pub waiting_per_hour: Option<Spanned<u64>>,
+    pub waiting_max: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBuckets {
+    pub urgent: Option<Spanned<u64>>,
+    pub high: Option<Spanned<u64>>,
+    pub normal: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAcknowledge {
+    #[serde(default)]
+    pub kinds: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub channels: Vec<Spanned<String>>,
+    pub template: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    #[serde(default)]
+    pub keywords: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub channels: Vec<Spanned<String>>,
+    pub team: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -542,3 +542,197 @@ fn the_examples_load() {
         }
     }
 }
+
+#[test]
+fn a_triage_table_sets_the_policy() {
+    use crate::model::MessageKind;
+    let fx = Fixture::new();
+    let toml = format!(
+        r#"{BRAND}{CONNECTOR}
+[[brand.connector]]
+id = "mail"
+plugin = "plugins/feed.wasm"
+
+[brand.triage]
+urgency_keywords = ["spoed", "right away"]
+high_reach_followers = 5000
+ignore_proactive_below_followers = 250
+default_team = "webcare"
+channel_points = {{ mail = 5, feed = -3 }}
+
+[brand.triage.weights]
+crisis = 50
+waiting_max = 0
+
+[brand.triage.buckets]
+urgent = 80
+
+[[brand.triage.acknowledge]]
+kinds = ["direct_message", "email"]
+channels = ["mail"]
+template = "ack-private"
+
+[[brand.triage.route]]
+keywords = ["factuur", "invoice"]
+team = "billing"
+"#
+    );
+    let config = fx.load(&toml).unwrap_or_else(|e| panic!("{e}"));
+    let policy = &config.brands[0].triage;
+    let texts = |list: &[crate::triage::policy::Keyword]| -> Vec<String> {
+        list.iter().map(|k| k.text.clone()).collect()
+    };
+    assert_eq!(texts(&policy.urgency_keywords), ["spoed", "right away"]);
+    // Crisis keywords were not given: the defaults stay.
+    assert!(texts(&policy.crisis_keywords).contains(&"gevaarlijk".to_string()));
+    assert_eq!(policy.high_reach_followers, 5000);
+    assert_eq!(policy.ignore_proactive_below_followers, 250);
+    assert_eq!(policy.default_team.as_deref(), Some("webcare"));
+    assert_eq!(policy.channel_points["mail"], 5);
+    assert_eq!(policy.channel_points["feed"], -3);
+    assert_eq!(policy.weights.crisis, 50);
+    assert_eq!(policy.weights.waiting_max, 0);
+    assert_eq!(policy.weights.addressed, 20);
+    assert_eq!(
+        (
+            policy.buckets.urgent,
+            policy.buckets.high,
+            policy.buckets.normal
+        ),
+        (80, 50, 25)
+    );
+    assert_eq!(
+        policy.acknowledge[0].kinds,
+        [MessageKind::DirectMessage, MessageKind::Email]
+    );
+    assert_eq!(policy.acknowledge[0].channels, ["mail"]);
+    assert_eq!(policy.acknowledge[0].template, "ack-private");
+    assert_eq!(policy.routes[0].team, "billing");
+    assert_eq!(texts(&policy.routes[0].keywords), ["factuur", "invoice"]);
+
+    // Without the table: the defaults.
+    let config = fx.load(&format!("{BRAND}{CONNECTOR}")).unwrap();
+    assert_eq!(
+        config.brands[0].triage,
+        crate::triage::TriagePolicy::default()
+    );
+}
+
+#[test]
+fn triage_mistakes_are_named_with_their_lines() {
+    let fx = Fixture::new();
+    let toml = format!(
+        r#"{BRAND}{CONNECTOR}
+[brand.triage]
+crisis_keywords = ["fire", "?!"]
+ignore_proactive_below = 100
+channel_points = {{ fax = 5, feed = 500 }}
+
+[brand.triage.weights]
+crisis = 150
+
+[brand.triage.buckets]
+high = 90
+
+[[brand.triage.acknowledge]]
+kinds = ["dm"]
+channels = ["feed"]
+
+[[brand.triage.route]]
+team = "billing"
+"#
+    );
+    let errors = fx.load(&toml).unwrap_err();
+    let acme = r#"brand "acme": "#;
+    let expected = [
+        (
+            "triage.crisis_keywords[1]",
+            "\"?!\"",
+            "has no words to match",
+        ),
+        (
+            "triage.ignore_proactive_below",
+            "ignore_proactive_below ",
+            "did you mean `ignore_proactive_below_followers`?",
+        ),
+        (
+            "triage.channel_points.fax",
+            "fax =",
+            "\"fax\" is not a connector of this brand; channels are connector ids: use one of: feed",
+        ),
+        (
+            "triage.channel_points.feed",
+            "fax =",
+            "must be from -100 to 100",
+        ),
+        (
+            "triage.weights.crisis",
+            "crisis = 150",
+            "must be from 0 to 100",
+        ),
+        (
+            "triage.buckets",
+            "[brand.triage.buckets]",
+            "must rise: normal < high < urgent",
+        ),
+        (
+            "triage.acknowledge[0]",
+            "[[brand.triage.acknowledge]]",
+            "missing; add e.g. template",
+        ),
+        (
+            "triage.acknowledge[0].kinds[0]",
+            "\"dm\"",
+            "not a message kind; use mention",
+        ),
+        (
+            "triage.route[0]",
+            "[[brand.triage.route]]",
+            "a route needs keywords, channels or both",
+        ),
+    ];
+    for (key, marker, says) in expected {
+        let key = format!("{acme}{key}");
+        let e = errors
+            .iter()
+            .find(|e| e.key == key || (e.key == format!("{key}.template")))
+            .unwrap_or_else(|| panic!("no error for {key}:\n{errors}"));
+        assert!(e.message.contains(says), "{e}");
+        assert_eq!(e.line, Some(line_of(&toml, marker)), "{e}");
+    }
+    assert_eq!(errors.0.len(), expected.len(), "{errors}");
+
+    // Unknown keys deep in the rules are named by position.
+    let toml = format!(
+        "{BRAND}{CONNECTOR}[[brand.triage.route]]\nkeywords = [\"x\"]\nteem = \"billing\"\n"
+    );
+    let errors = fx.load(&toml).unwrap_err();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "brand \"acme\": triage.route[0].team",
+            "brand \"acme\": triage.route[0].teem"
+        ],
+        "{errors}"
+    );
+    assert!(errors.0[1].message.contains("did you mean `team`?"));
+}
+
+#[test]
+fn a_brand_measures_service_levels_in_its_working_hours() {
+    let fx = Fixture::new();
+    // Europe/Amsterdam, "mon-fri 08:00-18:00, sat 10:00-14:00", 30m.
+    let config = fx.load(&format!("{BRAND}{CONNECTOR}")).unwrap();
+    let brand = &config.brands[0];
+    // Saturday 2026-03-28 13:50 CET: 10 minutes on Saturday, 20 on Monday
+    // 2026-03-30, after the change to summer time.
+    let received: jiff::Timestamp = "2026-03-28T12:50:00Z".parse().unwrap();
+    let due = brand.first_response_due(received);
+    assert_eq!(due, "2026-03-30T06:20:00Z".parse().unwrap());
+    assert_eq!(
+        brand.working_time_between(received, due),
+        Duration::from_secs(30 * 60)
+    );
+    assert!(!brand.is_working_time(due - jiff::SignedDuration::from_mins(21)));
+}

@@ -12,14 +12,18 @@ use toml::Spanned;
 use toml::de::DeTable;
 
 use super::error::Lines;
-use super::raw::{self, RawBrand, RawConfig, RawConnector, RawHost, RawLimits, RawStorage, Seg};
+use super::raw::{
+    self, RawBrand, RawConfig, RawConnector, RawHost, RawLimits, RawStorage, RawTriage, Seg,
+};
 use super::secrets::EnvLookup;
 use super::{
     BrandConfig, Config, ConfigError, ConfigErrors, ConnectorConfig, HostConfig, SecretRef,
     StorageConfig, WorkingHours,
 };
 use crate::capabilities::AllowList;
+use crate::model::MessageKind;
 use crate::runtime::CallLimits;
+use crate::triage::policy::{AcknowledgeRule, Keyword, RouteRule, TriagePolicy};
 
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -430,7 +434,7 @@ impl Validator<'_> {
         id.get_ref().clone()
     }
 
-    fn brand(&mut self, b: usize, span: Range<usize>, raw: RawBrand) -> BrandConfig {
+    fn brand(&mut self, b: usize, span: Range<usize>, mut raw: RawBrand) -> BrandConfig {
         let scope = self.names.brand(b);
         let at = |rest: &str| join(scope.clone(), rest);
         let id = self.required(&raw.id, at("id"), &span, "id = \"acme\"");
@@ -484,7 +488,7 @@ impl Validator<'_> {
         };
         let mut connectors: Vec<ConnectorConfig> = Vec::new();
         let mut ids: HashMap<String, usize> = HashMap::new();
-        for (c, connector) in raw.connector.into_iter().enumerate() {
+        for (c, connector) in std::mem::take(&mut raw.connector).into_iter().enumerate() {
             let span = connector.span();
             let id = connector.get_ref().id.clone();
             let connector = self.connector(b, c, span, connector.into_inner());
@@ -496,12 +500,18 @@ impl Validator<'_> {
             );
             connectors.push(connector);
         }
+        let connector_ids: Vec<String> = connectors.iter().map(|c| c.id.clone()).collect();
+        let triage = match &raw.triage {
+            Some(t) => self.triage(t.get_ref(), &at, &connector_ids),
+            None => TriagePolicy::default(),
+        };
         BrandConfig {
             id,
             name,
             time_zone,
             working_hours,
             first_response_target,
+            triage,
             connectors,
         }
     }
@@ -646,6 +656,268 @@ impl Validator<'_> {
             line: self.lines.line(span.start),
             key_lines,
         }
+    }
+
+    /// `[brand.triage]`; `connectors` are the brand's connector ids, which
+    /// channel names must be.
+    fn triage(
+        &mut self,
+        raw: &RawTriage,
+        at: &dyn Fn(&str) -> String,
+        connectors: &[String],
+    ) -> TriagePolicy {
+        let mut policy = TriagePolicy::default();
+        if let Some(list) = &raw.urgency_keywords {
+            policy.urgency_keywords = self.keywords(list, &at("triage.urgency_keywords"));
+        }
+        if let Some(list) = &raw.crisis_keywords {
+            policy.crisis_keywords = self.keywords(list, &at("triage.crisis_keywords"));
+        }
+        if let Some(n) = &raw.high_reach_followers {
+            policy.high_reach_followers = *n.get_ref();
+        }
+        if let Some(n) = &raw.ignore_proactive_below_followers {
+            policy.ignore_proactive_below_followers = *n.get_ref();
+        }
+        if let Some(team) = &raw.default_team {
+            policy.default_team = Some(self.team(team, at("triage.default_team")));
+        }
+
+        let w = &raw.weights;
+        let weights = &mut policy.weights;
+        for (name, value, field) in [
+            ("base", &w.base, &mut weights.base),
+            ("addressed", &w.addressed, &mut weights.addressed),
+            ("reach", &w.reach, &mut weights.reach),
+            ("verified", &w.verified, &mut weights.verified),
+            ("urgency", &w.urgency, &mut weights.urgency),
+            ("crisis", &w.crisis, &mut weights.crisis),
+            ("negative", &w.negative, &mut weights.negative),
+            ("private", &w.private, &mut weights.private),
+            (
+                "waiting_per_hour",
+                &w.waiting_per_hour,
+                &mut weights.waiting_per_hour,
+            ),
+            ("waiting_max", &w.waiting_max, &mut weights.waiting_max),
+        ] {
+            if let Some(points) = value {
+                match u32::try_from(*points.get_ref()) {
+                    Ok(p) if p <= 100 => *field = p,
+                    _ => self.error(
+                        at(&format!("triage.weights.{name}")),
+                        Some(points.span()),
+                        "must be from 0 to 100: points of a priority score of at most 100",
+                    ),
+                }
+            }
+        }
+
+        if let Some(buckets) = &raw.buckets {
+            let key = at("triage.buckets");
+            let b = &mut policy.buckets;
+            let mut ok = true;
+            for (name, value, field) in [
+                ("urgent", &buckets.get_ref().urgent, &mut b.urgent),
+                ("high", &buckets.get_ref().high, &mut b.high),
+                ("normal", &buckets.get_ref().normal, &mut b.normal),
+            ] {
+                if let Some(score) = value {
+                    match u32::try_from(*score.get_ref()) {
+                        Ok(s) if (1..=100).contains(&s) => *field = s,
+                        _ => {
+                            ok = false;
+                            self.error(
+                                format!("{key}.{name}"),
+                                Some(score.span()),
+                                "must be a score from 1 to 100",
+                            );
+                        }
+                    }
+                }
+            }
+            if ok && !(b.normal < b.high && b.high < b.urgent) {
+                self.error(
+                    key,
+                    Some(buckets.span()),
+                    format!(
+                        "the buckets must rise: normal < high < urgent (now normal = {}, \
+                         high = {}, urgent = {}; left-out keys keep their defaults 25, 50, 75)",
+                        b.normal, b.high, b.urgent
+                    ),
+                );
+            }
+        }
+
+        for (channel, points) in &raw.channel_points {
+            let key = at(&format!("triage.channel_points.{channel}"));
+            if !self.channel(channel, points.span(), key.clone(), connectors) {
+                continue;
+            }
+            match i32::try_from(*points.get_ref()) {
+                Ok(p) if (-100..=100).contains(&p) => {
+                    policy.channel_points.insert(channel.clone(), p);
+                }
+                _ => self.error(key, Some(points.span()), "must be from -100 to 100"),
+            }
+        }
+
+        for (i, rule) in raw.acknowledge.iter().enumerate() {
+            let span = rule.span();
+            let rule = rule.get_ref();
+            let key = at(&format!("triage.acknowledge[{i}]"));
+            let kinds = rule
+                .kinds
+                .iter()
+                .enumerate()
+                .filter_map(|(k, kind)| self.kind(kind, format!("{key}.kinds[{k}]")))
+                .collect();
+            let channels = self.channels(&rule.channels, &format!("{key}.channels"), connectors);
+            let template = match self.required(
+                &rule.template,
+                format!("{key}.template"),
+                &span,
+                "template = \"ack-private\"",
+            ) {
+                Some(t) if t.get_ref().trim().is_empty() => {
+                    self.error(
+                        format!("{key}.template"),
+                        Some(t.span()),
+                        "empty; name the acknowledgement template",
+                    );
+                    continue;
+                }
+                Some(t) => t.get_ref().clone(),
+                None => continue,
+            };
+            policy.acknowledge.push(AcknowledgeRule {
+                kinds,
+                channels,
+                template,
+            });
+        }
+
+        for (i, rule) in raw.route.iter().enumerate() {
+            let span = rule.span();
+            let rule = rule.get_ref();
+            let key = at(&format!("triage.route[{i}]"));
+            let keywords = self.keywords(&rule.keywords, &format!("{key}.keywords"));
+            let channels = self.channels(&rule.channels, &format!("{key}.channels"), connectors);
+            if rule.keywords.is_empty() && rule.channels.is_empty() {
+                self.error(
+                    key.clone(),
+                    Some(span.clone()),
+                    "a route needs keywords, channels or both; \
+                     for a team that gets everything else use default_team",
+                );
+            }
+            let team = match self.required(
+                &rule.team,
+                format!("{key}.team"),
+                &span,
+                "team = \"billing\"",
+            ) {
+                Some(t) => self.team(t, format!("{key}.team")),
+                None => continue,
+            };
+            policy.routes.push(RouteRule {
+                keywords,
+                channels,
+                team,
+            });
+        }
+        policy
+    }
+
+    fn keywords(&mut self, list: &[Spanned<String>], key: &str) -> Vec<Keyword> {
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, word)| {
+                let keyword = Keyword::new(word.get_ref());
+                if keyword.is_none() {
+                    self.error(
+                        format!("{key}[{i}]"),
+                        Some(word.span()),
+                        format!(
+                            "{:?} has no words to match; write a word or phrase, e.g. \"refund\"",
+                            word.get_ref()
+                        ),
+                    );
+                }
+                keyword
+            })
+            .collect()
+    }
+
+    fn team(&mut self, team: &Spanned<String>, key: String) -> String {
+        let name = team.get_ref().trim();
+        if name.is_empty() {
+            self.error(
+                key,
+                Some(team.span()),
+                "empty; name the team, e.g. \"billing\"",
+            );
+        }
+        name.to_string()
+    }
+
+    /// Is `channel` one of the brand's connector ids? Reports it if not.
+    fn channel(
+        &mut self,
+        channel: &str,
+        span: Range<usize>,
+        key: String,
+        connectors: &[String],
+    ) -> bool {
+        if connectors.iter().any(|c| c == channel) {
+            return true;
+        }
+        let known = if connectors.is_empty() {
+            "this brand has no connectors yet".to_string()
+        } else {
+            format!("use one of: {}", connectors.join(", "))
+        };
+        self.error(
+            key,
+            Some(span),
+            format!(
+                "{channel:?} is not a connector of this brand; channels are connector ids: {known}"
+            ),
+        );
+        false
+    }
+
+    fn channels(
+        &mut self,
+        list: &[Spanned<String>],
+        key: &str,
+        connectors: &[String],
+    ) -> Vec<String> {
+        list.iter()
+            .enumerate()
+            .filter(|(i, c)| self.channel(c.get_ref(), c.span(), format!("{key}[{i}]"), connectors))
+            .map(|(_, c)| c.get_ref().clone())
+            .collect()
+    }
+
+    fn kind(&mut self, kind: &Spanned<String>, key: String) -> Option<MessageKind> {
+        use serde::Deserialize;
+        use serde::de::IntoDeserializer;
+        let text: &str = kind.get_ref();
+        let parsed: Result<MessageKind, serde::de::value::Error> =
+            MessageKind::deserialize(text.into_deserializer());
+        parsed
+            .map_err(|_| {
+                self.error(
+                    key,
+                    Some(kind.span()),
+                    format!(
+                        "{text:?} is not a message kind; use mention, comment, reply, \
+                         direct_message, post, email or review"
+                    ),
+                )
+            })
+            .ok()
     }
 
     fn limits(&mut self, raw: &RawLimits, at: &dyn Fn(&str) -> String) -> CallLimits {

@@ -51,6 +51,27 @@ impl WorkingHours {
             .iter()
             .any(|p| p.days & (1 << day) != 0 && p.start <= minute && minute < p.end)
     }
+
+    /// The open ranges of `weekday` in minutes after local midnight,
+    /// sorted and with overlapping or touching parts merged.
+    pub(super) fn open_minutes(&self, weekday: jiff::civil::Weekday) -> Vec<(u16, u16)> {
+        let day = weekday.to_monday_zero_offset();
+        let mut ranges: Vec<(u16, u16)> = self
+            .parts
+            .iter()
+            .filter(|p| p.days & (1 << day) != 0)
+            .map(|p| (p.start, p.end))
+            .collect();
+        ranges.sort_unstable();
+        let mut merged: Vec<(u16, u16)> = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        merged
+    }
 }
 
 impl FromStr for WorkingHours {
