@@ -98,6 +98,7 @@ fn connector(
             ("brand_handle".to_string(), "acme_care".to_string()),
             ("page_size".to_string(), page.to_string()),
         ]),
+        triage: Default::default(),
         secrets: BTreeMap::from([("api_token".to_string(), Secret::new(TOKEN))]),
     }
 }

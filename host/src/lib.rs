@@ -7,6 +7,7 @@
 //! one normalised stream ([`model`]).
 
 pub mod capabilities;
+pub mod care;
 pub mod cli;
 pub mod config;
 pub mod demo;

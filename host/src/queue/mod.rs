@@ -11,12 +11,17 @@
 //!   with an empty external id cannot be deduplicated, so it is refused and
 //!   the whole commit with it;
 //! * messages are grouped into cases per (brand, connector, thread id); a
-//!   new inbound message reopens a pending or closed case; outbound messages
-//!   (the brand's own) join their thread's case but never open or reopen
-//!   one;
+//!   new inbound message reopens a pending or closed case (to `open` when
+//!   an agent owns it, else `new`) and may raise its priority; outbound
+//!   messages (the brand's own) and messages triage ignored join their
+//!   thread's case but never open or reopen one;
 //! * nothing of one brand is visible through a query for another.
+//!
+//! The case workflow (claims, answers, audit trail, search, tokens) is the
+//! [`crate::care::CareStore`] a backend offers through [`Storage::care`].
 
 pub mod sqlite;
+mod sqlite_care;
 pub mod suite;
 
 use std::sync::Arc;
@@ -25,7 +30,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::capabilities::{ConnectorId, StateStore};
+use crate::care::CareStore;
 use crate::model::{Message, MessageUpdate, TimestampMs};
+use crate::triage::{Bucket, Reason, TriageDecision};
 
 #[derive(Debug, Error)]
 pub enum StorageError {
@@ -43,9 +50,72 @@ pub struct IngestBatch<'a> {
     /// The channel family of the connector's plugin (`twitter`, `feed`, ...).
     pub channel: &'a str,
     pub messages: &'a [Message],
+    /// The triage of each message, in the order of `messages`; empty: none
+    /// (every message counts as untriaged: priority 0, not ignored).
+    pub triage: &'a [MessageTriage],
     pub updates: &'a [MessageUpdate],
     /// Stored with the messages; `None` keeps the stored cursor.
     pub next_cursor: Option<&'a str>,
+}
+
+impl IngestBatch<'_> {
+    /// The triage of message `index`.
+    pub fn triage_of(&self, index: usize) -> Option<&MessageTriage> {
+        self.triage.get(index)
+    }
+
+    /// Refuses a batch whose triage does not match its messages.
+    pub fn check(&self) -> Result<(), StorageError> {
+        if self.triage.is_empty() || self.triage.len() == self.messages.len() {
+            Ok(())
+        } else {
+            Err(StorageError::Query(format!(
+                "a batch of {} messages came with {} triage decisions",
+                self.messages.len(),
+                self.triage.len()
+            )))
+        }
+    }
+}
+
+/// What the queue keeps of a message's triage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageTriage {
+    /// Stored, but opens or reopens no case.
+    pub ignore: bool,
+    /// 0..=100.
+    pub score: u8,
+    pub bucket: Bucket,
+    pub reasons: Vec<Reason>,
+    /// The team a case it opens goes to.
+    pub team: Option<String>,
+    /// -1.0..=1.0.
+    pub sentiment: f64,
+}
+
+impl MessageTriage {
+    pub fn from_decision(decision: &TriageDecision) -> Self {
+        MessageTriage {
+            ignore: decision.ignore,
+            score: decision.priority.score,
+            bucket: decision.priority.bucket,
+            reasons: decision.reasons.clone(),
+            team: decision.team.clone(),
+            sentiment: decision.sentiment.score,
+        }
+    }
+
+    /// A message nobody triaged.
+    pub fn untriaged() -> Self {
+        MessageTriage {
+            ignore: false,
+            score: 0,
+            bucket: Bucket::Low,
+            reasons: Vec::new(),
+            team: None,
+            sentiment: 0.0,
+        }
+    }
 }
 
 /// What a commit did.
@@ -55,6 +125,8 @@ pub struct CommitOutcome {
     pub inserted: usize,
     /// Messages already stored (same brand, connector, external id): dropped.
     pub duplicates: usize,
+    /// New messages triage ignored (stored, no case opened or reopened).
+    pub ignored: usize,
     /// Updates applied to stored messages.
     pub updates_applied: usize,
     /// Updates about messages the queue never saw (kept as nothing).
@@ -202,4 +274,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
 
     /// Connector state (`state` capability) kept in the same database.
     fn state_store(&self) -> Arc<dyn StateStore>;
+
+    /// The case workflow's store, where this backend has one.
+    fn care(&self) -> Option<&dyn CareStore> {
+        None
+    }
+
+    /// The backend's name for messages (`sqlite`, `postgres`).
+    fn backend_name(&self) -> &'static str;
 }

@@ -21,8 +21,8 @@ use rusqlite::{
 };
 
 use super::{
-    CaseFilter, CaseStatus, CaseSummary, ChannelCount, CommitOutcome, IngestBatch, Storage,
-    StorageError, StoredMessage, case_preview,
+    CaseFilter, CaseStatus, CaseSummary, ChannelCount, CommitOutcome, IngestBatch, MessageTriage,
+    Storage, StorageError, StoredMessage, case_preview,
 };
 use crate::capabilities::state::{MAX_TOTAL_BYTES, check_entry};
 use crate::capabilities::{ConnectorId, StateError, StateStore};
@@ -114,6 +114,88 @@ const MIGRATIONS: &[&str] = &[
         value     BLOB NOT NULL,
         PRIMARY KEY (brand, connector, key)
     ) STRICT;
+    "#,
+    // 2: the case workflow: ownership, triage and service times on cases,
+    // triage on messages, the audit trail, outgoing actions, API tokens
+    // and the full-text index.
+    r#"
+    ALTER TABLE cases ADD COLUMN assignee TEXT;
+    ALTER TABLE cases ADD COLUMN team TEXT;
+    ALTER TABLE cases ADD COLUMN priority INTEGER NOT NULL DEFAULT 0
+        CHECK (priority BETWEEN 0 AND 100);
+    ALTER TABLE cases ADD COLUMN bucket TEXT NOT NULL DEFAULT 'low'
+        CHECK (bucket IN ('low', 'normal', 'high', 'urgent'));
+    ALTER TABLE cases ADD COLUMN reasons TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE cases ADD COLUMN sentiment REAL NOT NULL DEFAULT 0;
+    ALTER TABLE cases ADD COLUMN waiting_since INTEGER;
+    ALTER TABLE cases ADD COLUMN first_response_at INTEGER;
+    ALTER TABLE cases ADD COLUMN closed_at INTEGER;
+    ALTER TABLE cases ADD COLUMN escalation TEXT;
+    ALTER TABLE cases ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    UPDATE cases SET waiting_since = first_message_at WHERE status IN ('new', 'open');
+
+    -- The queue view: a brand's cases most urgent first, then the longest
+    -- waiting.
+    CREATE INDEX cases_queue ON cases (brand, priority DESC, waiting_since, id);
+    CREATE INDEX cases_queue_by_status
+        ON cases (brand, status, priority DESC, waiting_since, id);
+
+    ALTER TABLE messages ADD COLUMN priority INTEGER;
+    ALTER TABLE messages ADD COLUMN triage TEXT;
+    ALTER TABLE messages ADD COLUMN ignored INTEGER NOT NULL DEFAULT 0
+        CHECK (ignored IN (0, 1));
+
+    CREATE TABLE case_events (
+        id      INTEGER PRIMARY KEY,
+        case_id INTEGER NOT NULL REFERENCES cases (id),
+        brand   TEXT    NOT NULL,
+        at      INTEGER NOT NULL,
+        actor   TEXT    NOT NULL,
+        kind    TEXT    NOT NULL,
+        channel TEXT,
+        detail  TEXT    NOT NULL
+    ) STRICT;
+    CREATE INDEX case_events_by_case ON case_events (case_id, id);
+
+    CREATE TABLE actions (
+        id                 INTEGER PRIMARY KEY,
+        brand              TEXT    NOT NULL,
+        case_id            INTEGER NOT NULL REFERENCES cases (id),
+        connector          TEXT    NOT NULL,
+        target_external_id TEXT    NOT NULL,
+        idempotency_key    TEXT    NOT NULL,
+        action             TEXT    NOT NULL,
+        state              TEXT    NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+        attempts           INTEGER NOT NULL,
+        result             TEXT,
+        error              TEXT,
+        requested_by       TEXT    NOT NULL,
+        created_at         INTEGER NOT NULL,
+        updated_at         INTEGER NOT NULL,
+        UNIQUE (brand, idempotency_key)
+    ) STRICT;
+    CREATE INDEX actions_by_case ON actions (case_id, id);
+
+    CREATE TABLE api_tokens (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT    NOT NULL,
+        brand      TEXT,
+        role       TEXT    NOT NULL CHECK (role IN ('agent', 'second_line', 'admin')),
+        hash       TEXT    NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    ) STRICT;
+
+    -- Messages (rowid = message id) and notes (rowid = minus the event id).
+    -- `brand` is indexed (as a hex key, one token) so a brand's search
+    -- intersects posting lists instead of filtering every brand's hits.
+    CREATE VIRTUAL TABLE search_index USING fts5 (
+        body, brand, case_id UNINDEXED, source UNINDEXED, at UNINDEXED,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    INSERT INTO search_index (rowid, body, brand, case_id, source, at)
+        SELECT id, text, hex(brand), case_id, 'message', created_at
+        FROM messages WHERE case_id IS NOT NULL;
     "#,
 ];
 
@@ -223,7 +305,7 @@ impl SqliteStorage {
 
     /// Runs `op` with the connection on tokio's blocking pool, so that a
     /// slow disk stalls this call, not the executor.
-    async fn run<T, F>(&self, op: F) -> Result<T, StorageError>
+    pub(super) async fn run<T, F>(&self, op: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
@@ -321,7 +403,7 @@ fn schema_version(conn: &Connection, location: &str) -> Result<usize, StorageErr
 }
 
 /// Milliseconds since the epoch, now.
-fn now_ms() -> TimestampMs {
+pub(super) fn now_ms() -> TimestampMs {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -359,7 +441,7 @@ fn sql_error(what: impl fmt::Display, error: rusqlite::Error) -> StorageError {
 }
 
 /// `.or_storage(what)`: [`sql_error`] in method position.
-trait OrStorage<T> {
+pub(super) trait OrStorage<T> {
     fn or_storage(self, what: impl fmt::Display) -> Result<T, StorageError>;
 }
 
@@ -404,7 +486,7 @@ fn kind_name(kind: MessageKind) -> &'static str {
 }
 
 /// `LIMIT` operand: SQLite reads a negative limit as "no limit".
-fn sql_limit(limit: usize) -> i64 {
+pub(super) fn sql_limit(limit: usize) -> i64 {
     if limit == 0 {
         -1
     } else {
@@ -423,10 +505,44 @@ struct MessageRow {
     author_handle: String,
     text: String,
     json: String,
+    triage: TriageRow,
+}
+
+/// A message's triage as the columns want it.
+struct TriageRow {
+    ignore: bool,
+    /// `None` for untriaged messages.
+    priority: Option<u8>,
+    bucket: &'static str,
+    reasons: String,
+    team: Option<String>,
+    sentiment: f64,
+    json: Option<String>,
+}
+
+impl TriageRow {
+    fn new(triage: Option<&MessageTriage>) -> Result<Self, StorageError> {
+        let untriaged = MessageTriage::untriaged();
+        let t = triage.unwrap_or(&untriaged);
+        Ok(TriageRow {
+            ignore: t.ignore,
+            priority: triage.map(|t| t.score),
+            bucket: t.bucket.as_str(),
+            reasons: json(&t.reasons)?,
+            team: t.team.clone(),
+            sentiment: t.sentiment,
+            json: triage.map(json).transpose()?,
+        })
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StorageError> {
+    serde_json::to_string(value)
+        .map_err(|e| StorageError::Query(format!("cannot serialise a triage: {e}")))
 }
 
 impl MessageRow {
-    fn new(message: &Message) -> Result<Self, StorageError> {
+    fn new(message: &Message, triage: Option<&MessageTriage>) -> Result<Self, StorageError> {
         Ok(MessageRow {
             external_id: message.external_id.clone(),
             thread_id: message.thread_id.clone(),
@@ -436,6 +552,7 @@ impl MessageRow {
             author_handle: message.author.handle.clone(),
             text: message.text.clone(),
             json: to_json(message)?,
+            triage: TriageRow::new(triage)?,
         })
     }
 }
@@ -486,13 +603,15 @@ struct CommitWork {
 
 impl CommitWork {
     fn new(owner: &ConnectorId, batch: IngestBatch<'_>) -> Result<Self, StorageError> {
+        batch.check()?;
         Ok(CommitWork {
             owner: owner.clone(),
             channel: batch.channel.to_string(),
             messages: batch
                 .messages
                 .iter()
-                .map(MessageRow::new)
+                .enumerate()
+                .map(|(i, m)| MessageRow::new(m, batch.triage_of(i)))
                 .collect::<Result<_, _>>()?,
             updates: batch
                 .updates
@@ -527,14 +646,16 @@ impl CommitWork {
         let mut insert_message = prepare(
             "INSERT INTO messages (brand, connector, channel, external_id, thread_id, case_id,
                                    direction, kind, created_at, received_at, author_handle,
-                                   text, message_json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                                   text, message_json, priority, triage, ignored)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
              ON CONFLICT (brand, connector, external_id) DO NOTHING",
         )?;
         // Inbound activity: the case's first message may turn out to be an
         // older one that arrived late, and a customer writing again reopens
-        // a case the team had put aside. SET expressions all see the row as
-        // it was, so author and preview compare with the old first_message_at.
+        // a case the team had put aside (to `open` when someone owns it).
+        // A reopened case takes the new message's priority; an active one
+        // keeps the higher of both. SET expressions all see the row as it
+        // was, so each CASE compares with the old values.
         let mut touch_case_inbound = prepare(
             "UPDATE cases SET
                  message_count    = message_count + 1,
@@ -542,12 +663,26 @@ impl CommitWork {
                  author           = CASE WHEN ?2 < first_message_at THEN ?3 ELSE author END,
                  preview          = CASE WHEN ?2 < first_message_at THEN ?4 ELSE preview END,
                  first_message_at = min(first_message_at, ?2),
-                 status           = CASE WHEN status IN ('pending', 'closed') THEN 'open'
-                                         ELSE status END
+                 priority  = CASE WHEN status IN ('pending', 'closed') OR ?5 > priority
+                                  THEN ?5 ELSE priority END,
+                 bucket    = CASE WHEN status IN ('pending', 'closed') OR ?5 > priority
+                                  THEN ?6 ELSE bucket END,
+                 reasons   = CASE WHEN status IN ('pending', 'closed') OR ?5 > priority
+                                  THEN ?7 ELSE reasons END,
+                 sentiment = CASE WHEN status IN ('pending', 'closed') OR ?5 > priority
+                                  THEN ?8 ELSE sentiment END,
+                 team          = COALESCE(team, ?9),
+                 waiting_since = min(COALESCE(waiting_since, ?2), ?2),
+                 closed_at     = CASE WHEN status = 'closed' THEN NULL ELSE closed_at END,
+                 status = CASE WHEN status IN ('pending', 'closed')
+                               THEN CASE WHEN assignee IS NULL THEN 'new' ELSE 'open' END
+                               ELSE status END,
+                 version = version + 1
              WHERE id = ?1",
         )?;
-        // The brand's own answers are part of the case but do not reopen it.
-        let mut touch_case_outbound = prepare(
+        // The brand's own answers (and messages triage ignored) are part of
+        // the case but do not reopen it.
+        let mut touch_case_quietly = prepare(
             "UPDATE cases SET
                  message_count   = message_count + 1,
                  last_message_at = max(last_message_at, ?2)
@@ -555,10 +690,15 @@ impl CommitWork {
         )?;
         let mut open_case = prepare(
             "INSERT INTO cases (brand, connector, channel, thread_id, status, message_count,
-                                first_message_at, last_message_at, author, preview)
-             VALUES (?1, ?2, ?3, ?4, 'new', 1, ?5, ?5, ?6, ?7)",
+                                first_message_at, last_message_at, author, preview,
+                                priority, bucket, reasons, sentiment, team, waiting_since)
+             VALUES (?1, ?2, ?3, ?4, 'new', 1, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?5)",
         )?;
         let mut link_message = prepare("UPDATE messages SET case_id = ?1 WHERE id = ?2")?;
+        let mut index_message = prepare(
+            "INSERT INTO search_index (rowid, body, brand, case_id, source, at)
+             VALUES (?1, ?2, hex(?3), ?4, 'message', ?5)",
+        )?;
 
         let mut outcome = CommitOutcome::default();
         let received_at = now_ms();
@@ -569,6 +709,7 @@ impl CommitWork {
                 m.external_id,
                 index + 1
             );
+            let t = &m.triage;
             let case_id: Option<i64> = find_case
                 .query_row(params![brand, connector, m.thread_id], |row| row.get(0))
                 .optional()
@@ -588,6 +729,9 @@ impl CommitWork {
                     m.author_handle,
                     m.text,
                     m.json,
+                    t.priority,
+                    t.json,
+                    t.ignore,
                 ])
                 .or_storage(what)?;
             if inserted == 0 {
@@ -596,17 +740,34 @@ impl CommitWork {
             }
             outcome.inserted += 1;
             let message_id = tx.last_insert_rowid();
-            match (case_id, m.direction) {
-                (Some(case_id), Direction::Inbound) => touch_case_inbound.execute(params![
-                    case_id,
-                    m.created_at,
-                    m.author_handle,
-                    case_preview(&m.text),
-                ]),
-                (Some(case_id), Direction::Outbound) => {
-                    touch_case_outbound.execute(params![case_id, m.created_at])
+            let quiet = m.direction == Direction::Outbound || t.ignore;
+            if t.ignore {
+                outcome.ignored += 1;
+            }
+            let case_id = match (case_id, quiet) {
+                (Some(case_id), false) => {
+                    touch_case_inbound
+                        .execute(params![
+                            case_id,
+                            m.created_at,
+                            m.author_handle,
+                            case_preview(&m.text),
+                            t.priority.unwrap_or(0),
+                            t.bucket,
+                            t.reasons,
+                            t.sentiment,
+                            t.team,
+                        ])
+                        .or_storage(what)?;
+                    Some(case_id)
                 }
-                (None, Direction::Inbound) => {
+                (Some(case_id), true) => {
+                    touch_case_quietly
+                        .execute(params![case_id, m.created_at])
+                        .or_storage(what)?;
+                    Some(case_id)
+                }
+                (None, false) => {
                     open_case
                         .execute(params![
                             brand,
@@ -616,14 +777,27 @@ impl CommitWork {
                             m.created_at,
                             m.author_handle,
                             case_preview(&m.text),
+                            t.priority.unwrap_or(0),
+                            t.bucket,
+                            t.reasons,
+                            t.sentiment,
+                            t.team,
                         ])
                         .or_storage(what)?;
                     outcome.cases_opened += 1;
-                    link_message.execute(params![tx.last_insert_rowid(), message_id])
+                    let case_id = tx.last_insert_rowid();
+                    link_message
+                        .execute(params![case_id, message_id])
+                        .or_storage(what)?;
+                    Some(case_id)
                 }
-                (None, Direction::Outbound) => Ok(0),
+                (None, true) => None,
+            };
+            if let Some(case_id) = case_id {
+                index_message
+                    .execute(params![message_id, m.text, brand, case_id, m.created_at])
+                    .or_storage(what)?;
             }
-            .or_storage(what)?;
         }
 
         for update in &self.updates {
@@ -666,6 +840,16 @@ impl CommitWork {
                 None => statement.execute(params![brand, connector, external_id]),
             }
             .or_storage(what)?;
+            if let (Some((text, _)), true) = (edit, changed > 0) {
+                // The index row has the message's id, if the message is in a case.
+                prepare(
+                    "UPDATE search_index SET body = ?4 WHERE rowid =
+                         (SELECT id FROM messages
+                          WHERE brand = ?1 AND connector = ?2 AND external_id = ?3)",
+                )?
+                .execute(params![brand, connector, external_id, text])
+                .or_storage(what)?;
+            }
             if changed == 0 {
                 outcome.updates_unknown += 1;
             } else {
@@ -689,7 +873,7 @@ impl CommitWork {
 }
 
 /// A message read back from its JSON column.
-struct JsonMessage(Message);
+pub(super) struct JsonMessage(pub(super) Message);
 
 impl FromSql for JsonMessage {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
@@ -859,6 +1043,14 @@ impl Storage for SqliteStorage {
             Ok(changed == 1)
         })
         .await
+    }
+
+    fn care(&self) -> Option<&dyn crate::care::CareStore> {
+        Some(self)
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
     }
 
     fn state_store(&self) -> Arc<dyn StateStore> {
@@ -1042,6 +1234,7 @@ mod tests {
         IngestBatch {
             channel: "twitter",
             messages,
+            triage: &[],
             updates: &[],
             next_cursor: cursor,
         }

@@ -154,6 +154,7 @@ fn batch<'a>(
     IngestBatch {
         channel: "twitter",
         messages,
+        triage: &[],
         updates,
         next_cursor,
     }
@@ -495,13 +496,13 @@ pub async fn cases_group_by_thread_and_reopen(storage: &dyn Storage) {
     let (now1, now2) = (case_of(&cases, "t1"), case_of(&cases, "t2"));
     assert_eq!(
         now1.status,
-        CaseStatus::Open,
-        "a closed case reopens: {now1:?}"
+        CaseStatus::New,
+        "a closed case nobody owns reopens as new: {now1:?}"
     );
     assert_eq!(
         now2.status,
-        CaseStatus::Open,
-        "a pending case reopens: {now2:?}"
+        CaseStatus::New,
+        "a pending case nobody owns reopens as new: {now2:?}"
     );
     assert_eq!(
         (now1.message_count, now1.last_message_at),

@@ -24,8 +24,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, watch};
 
 use crate::capabilities::{AllowList, ConnectorId, Grants, IoLimits, Secret};
-use crate::model::{Feature, Message, MessageUpdate};
-use crate::queue::{CommitOutcome, IngestBatch, Storage, StorageError};
+use crate::care::CareDesk;
+use crate::care::desk::Channels;
+use crate::model::{Action, ActionResult, ActionTarget, Direction, Feature, Message, MessageUpdate};
+use crate::queue::{CommitOutcome, IngestBatch, MessageTriage, Storage, StorageError};
+use crate::triage::{Triage, TriagePolicy};
 use crate::runtime::{CallLimits, ConnectorInstance, PluginError, Runtime, SetupError};
 use metrics::Metrics;
 
@@ -42,6 +45,8 @@ pub struct ConnectorSpec {
     pub limits: CallLimits,
     pub settings: BTreeMap<String, String>,
     pub secrets: BTreeMap<String, Secret>,
+    /// The brand's triage policy.
+    pub triage: TriagePolicy,
 }
 
 /// Everything needed to run the service.
@@ -82,6 +87,7 @@ pub fn spec_from_config(config: &crate::config::Config) -> Result<ServiceSpec, S
             limits: connector.limits.clone(),
             settings: connector.settings.clone(),
             secrets,
+            triage: brand.triage.clone(),
         });
     }
     Ok(ServiceSpec {
@@ -108,6 +114,8 @@ pub struct ConnectorHandle {
     pub instance: Mutex<ConnectorInstance>,
     /// What `/status` shows; kept by the scheduler and the webhook route.
     pub status: std::sync::Mutex<status::ConnectorStatus>,
+    /// The brand's triage, applied to every inbound message before commit.
+    pub triage: Triage,
 }
 
 impl ConnectorHandle {
@@ -168,7 +176,57 @@ pub enum ServiceError {
 pub struct Shared {
     pub storage: Arc<dyn Storage>,
     pub metrics: Metrics,
-    pub connectors: HashMap<(String, String), Arc<ConnectorHandle>>,
+    pub connectors: Arc<ConnectorMap>,
+    /// The case workflow, answering through `connectors`.
+    pub desk: CareDesk,
+}
+
+/// The running connectors by (brand, connector id).
+pub type ConnectorMap = HashMap<(String, String), Arc<ConnectorHandle>>;
+
+impl Shared {
+    pub fn new(storage: Arc<dyn Storage>, connectors: ConnectorMap) -> Self {
+        let connectors = Arc::new(connectors);
+        let channels = Arc::new(ServiceChannels {
+            connectors: connectors.clone(),
+        });
+        Shared {
+            desk: CareDesk::new(storage.clone(), channels),
+            storage,
+            metrics: Metrics::new(),
+            connectors,
+        }
+    }
+}
+
+/// Answers go out through the running connectors' plugin instances.
+struct ServiceChannels {
+    connectors: Arc<ConnectorMap>,
+}
+
+#[async_trait::async_trait]
+impl Channels for ServiceChannels {
+    async fn perform(
+        &self,
+        brand: &str,
+        connector: &str,
+        action: Action,
+        target: ActionTarget,
+    ) -> Result<ActionResult, String> {
+        let Some(handle) = self
+            .connectors
+            .get(&(brand.to_string(), connector.to_string()))
+        else {
+            return Err(format!(
+                "connector {connector:?} of brand {brand:?} is not running on this host"
+            ));
+        };
+        let mut instance = handle.instance.lock().await;
+        instance.perform(action, target).await.map_err(|e| {
+            tracing::warn!(%brand, %connector, "action failed: {e}");
+            e.to_string()
+        })
+    }
 }
 
 impl Shared {
@@ -180,9 +238,25 @@ impl Shared {
         updates: &[MessageUpdate],
         next_cursor: Option<&str>,
     ) -> Result<CommitOutcome, StorageError> {
+        let now = jiff::Timestamp::now();
+        let triage: Vec<MessageTriage> = messages
+            .iter()
+            .map(|m| {
+                if m.direction == Direction::Outbound {
+                    MessageTriage::untriaged()
+                } else {
+                    MessageTriage::from_decision(&handle.triage.decide(
+                        m,
+                        &handle.id.connector,
+                        now,
+                    ))
+                }
+            })
+            .collect();
         let batch = IngestBatch {
             channel: &handle.channel,
             messages,
+            triage: &triage,
             updates,
             next_cursor,
         };
@@ -221,7 +295,7 @@ pub async fn build_connectors(
     runtime: &Runtime,
     storage: &Arc<dyn Storage>,
     specs: &[ConnectorSpec],
-) -> Result<HashMap<(String, String), Arc<ConnectorHandle>>, ServiceError> {
+) -> Result<ConnectorMap, ServiceError> {
     let mut handles = HashMap::new();
     for spec in specs {
         let err = |source: SetupError| ServiceError::Connector {
@@ -258,6 +332,7 @@ pub async fn build_connectors(
                 poll_interval: spec.poll_interval,
                 instance: Mutex::new(instance),
                 status: std::sync::Mutex::default(),
+                triage: Triage::new(spec.triage.clone()),
             }),
         );
     }
@@ -281,11 +356,7 @@ impl RunningService {
         storage: Arc<dyn Storage>,
     ) -> Result<RunningService, ServiceError> {
         let connectors = build_connectors(runtime, &storage, &spec.connectors).await?;
-        let shared = Arc::new(Shared {
-            storage,
-            metrics: Metrics::new(),
-            connectors,
-        });
+        let shared = Arc::new(Shared::new(storage, connectors));
         let (shutdown, watch_rx) = watch::channel(false);
         let listener = tokio::net::TcpListener::bind(spec.listen)
             .await

@@ -9,20 +9,41 @@
 use std::fmt;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::policy::TriagePolicy;
 use super::sentiment::SentimentScore;
 use crate::model::{Message, Visibility};
 
 /// A coarse priority for queues and alerts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Bucket {
     Low,
     Normal,
     High,
     Urgent,
+}
+
+impl Bucket {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Low => "low",
+            Bucket::Normal => "normal",
+            Bucket::High => "high",
+            Bucket::Urgent => "urgent",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Bucket> {
+        Some(match text {
+            "low" => Bucket::Low,
+            "normal" => Bucket::Normal,
+            "high" => Bucket::High,
+            "urgent" => Bucket::Urgent,
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for Bucket {
@@ -45,7 +66,7 @@ pub struct Priority {
 }
 
 /// Why a message got (some of) its priority, for the agent to read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
     /// Points added (negative: taken off); 0 for reasons that are
     /// information only (why a message is ignored, say).

@@ -1,0 +1,364 @@
+//! The case operations as agents call them: read, transition, answer
+//! through the channel, retry, search. The API is a thin layer over this.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::store::{ActionOutcome, CareStore};
+use super::workflow::{self, Op, Refusal};
+use super::{ActionRecord, ActionState, Actor, Case, CaseEvent, CaseQuery, NewAction, SearchHit};
+use crate::model::{
+    Action, ActionKind, ActionResult, ActionTarget, Direction, Outgoing, TimestampMs,
+};
+use crate::queue::{Storage, StorageError, StoredMessage};
+
+/// Sends actions out through the brand's connectors (the running service's
+/// plugin instances, in production).
+#[async_trait::async_trait]
+pub trait Channels: Send + Sync {
+    /// Performs `action` on `target` with connector `connector` of `brand`.
+    /// The error is one line fit to show an agent (never a secret).
+    async fn perform(
+        &self,
+        brand: &str,
+        connector: &str,
+        action: Action,
+        target: ActionTarget,
+    ) -> Result<ActionResult, String>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CareError {
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The channel refused or failed; the action is recorded as failed and
+    /// can be retried.
+    #[error("the channel call failed: {}", .0.error.as_deref().unwrap_or("unknown error"))]
+    ChannelFailed(Box<ActionRecord>),
+    /// The storage backend has no case workflow.
+    #[error("the {0} storage backend does not support the case workflow yet")]
+    Unsupported(&'static str),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A case with its conversation, audit trail and answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseDetail {
+    pub case: Case,
+    pub messages: Vec<StoredMessage>,
+    pub events: Vec<CaseEvent>,
+    pub actions: Vec<ActionRecord>,
+}
+
+/// What an agent sends out on a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerRequest {
+    pub action: ActionKind,
+    /// The message to answer (its external id); `None`: the customer's
+    /// latest message in the case.
+    pub message: Option<String>,
+    /// Makes a repeated request safe: the same key never sends twice.
+    /// `None`: a fresh key (the request is then not safe to repeat).
+    pub idempotency_key: Option<String>,
+    /// Why a message is hidden or unhidden (required for those).
+    pub reason: Option<String>,
+}
+
+/// How often a transition is retried when a colleague changed the case
+/// between read and write.
+const CAS_ATTEMPTS: usize = 8;
+
+/// Longest idempotency key, in bytes.
+pub const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+pub struct CareDesk {
+    storage: Arc<dyn Storage>,
+    channels: Arc<dyn Channels>,
+}
+
+impl CareDesk {
+    pub fn new(storage: Arc<dyn Storage>, channels: Arc<dyn Channels>) -> Self {
+        CareDesk { storage, channels }
+    }
+
+    fn store(&self) -> Result<&dyn CareStore, CareError> {
+        self.storage
+            .care()
+            .ok_or(CareError::Unsupported(self.storage.backend_name()))
+    }
+
+    pub fn care_store(&self) -> Result<&dyn CareStore, CareError> {
+        self.store()
+    }
+
+    pub async fn list(&self, query: &CaseQuery) -> Result<Vec<Case>, CareError> {
+        Ok(self.store()?.case_list(query).await?)
+    }
+
+    pub async fn case(&self, brand: &str, id: i64) -> Result<Case, CareError> {
+        self.store()?
+            .case(brand, id)
+            .await?
+            .ok_or(CareError::NotFound)
+    }
+
+    pub async fn detail(&self, brand: &str, id: i64) -> Result<CaseDetail, CareError> {
+        let store = self.store()?;
+        let case = self.case(brand, id).await?;
+        Ok(CaseDetail {
+            messages: store.case_messages(brand, id).await?,
+            events: store.case_events(brand, id).await?,
+            actions: store.case_actions(brand, id).await?,
+            case,
+        })
+    }
+
+    pub async fn search(
+        &self,
+        brand: &str,
+        query: &str,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, CareError> {
+        Ok(self.store()?.search(brand, query, limit).await?)
+    }
+
+    /// Applies `op` to case `id` of `brand`, re-reading and re-checking when
+    /// someone else changed the case in between (so of two agents claiming
+    /// at once, the second is told who won).
+    pub async fn transition(
+        &self,
+        brand: &str,
+        id: i64,
+        actor: &Actor,
+        op: Op,
+    ) -> Result<Case, CareError> {
+        let store = self.store()?;
+        for _ in 0..CAS_ATTEMPTS {
+            let case = store.case(brand, id).await?.ok_or(CareError::NotFound)?;
+            let (next, event) = workflow::apply(&case, &op, actor, now_ms())?;
+            if store.write_case(&next, case.version, &event).await? {
+                return Ok(next);
+            }
+        }
+        Err(Refusal::Conflict(format!("case {id} is changing too fast; try again")).into())
+    }
+
+    /// Sends an answer, reaction or moderation action on case `id`: recorded
+    /// first, then performed by the case's connector, then the outcome and
+    /// the case transition are written. A failure leaves the action
+    /// `failed` (see [`CareDesk::retry`]) and the case as it was.
+    pub async fn answer(
+        &self,
+        brand: &str,
+        id: i64,
+        actor: &Actor,
+        request: AnswerRequest,
+    ) -> Result<ActionRecord, CareError> {
+        let store = self.store()?;
+        let case = self.case(brand, id).await?;
+        check_request(&case, actor, &request)?;
+        let messages = store.case_messages(brand, id).await?;
+        let target = pick_target(&case, &messages, request.message.as_deref())?;
+        let key = match request.idempotency_key {
+            Some(key) => {
+                if key.is_empty()
+                    || key.len() > MAX_IDEMPOTENCY_KEY
+                    || key.chars().any(char::is_control)
+                {
+                    return Err(Refusal::Invalid(format!(
+                        "idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} printable bytes"
+                    ))
+                    .into());
+                }
+                key
+            }
+            None => format!("{brand}-{id}-{}", super::tokens::generate()),
+        };
+        let (record, created) = store
+            .begin_action(&NewAction {
+                brand: brand.to_string(),
+                case_id: id,
+                connector: case.connector.clone(),
+                target_external_id: target.external_id.clone(),
+                idempotency_key: key,
+                action: request.action,
+                requested_by: actor.name.clone(),
+                at: now_ms(),
+            })
+            .await?;
+        if !created {
+            if record.case_id != id {
+                return Err(Refusal::Conflict(
+                    "this idempotency key was used for another case".into(),
+                )
+                .into());
+            }
+            // A repeated request: report what the first one did.
+            return Ok(record);
+        }
+        self.send(&case, record, target, actor, request.reason)
+            .await
+    }
+
+    /// Sends a `failed` action again, under its original idempotency key.
+    /// A `sent` action is never sent again; a `pending` one is in flight.
+    pub async fn retry(
+        &self,
+        brand: &str,
+        action_id: i64,
+        actor: &Actor,
+    ) -> Result<ActionRecord, CareError> {
+        let store = self.store()?;
+        let Some((record, reopened)) = store.retry_action(brand, action_id, now_ms()).await?
+        else {
+            return Err(CareError::NotFound);
+        };
+        if !reopened {
+            return match record.state {
+                ActionState::Sent => Ok(record),
+                _ => Err(Refusal::Conflict(format!(
+                    "action {action_id} is {}; only failed actions are retried",
+                    record.state.as_str()
+                ))
+                .into()),
+            };
+        }
+        let case = self.case(brand, record.case_id).await?;
+        let messages = store.case_messages(brand, record.case_id).await?;
+        let target = pick_target(&case, &messages, Some(&record.target_external_id))?;
+        self.send(&case, record, target, actor, None).await
+    }
+
+    async fn send(
+        &self,
+        case: &Case,
+        record: ActionRecord,
+        target: ActionTarget,
+        actor: &Actor,
+        reason: Option<String>,
+    ) -> Result<ActionRecord, CareError> {
+        let store = self.store()?;
+        let action = Action {
+            idempotency_key: record.idempotency_key.clone(),
+            kind: record.action.clone(),
+        };
+        let outcome = match self
+            .channels
+            .perform(&case.brand, &case.connector, action, target)
+            .await
+        {
+            Ok(result) => ActionOutcome::Sent(result),
+            Err(error) => ActionOutcome::Failed(error),
+        };
+        let record = store.finish_action(record.id, &outcome, now_ms()).await?;
+        let op = match &outcome {
+            ActionOutcome::Sent(_) => match &record.action {
+                ActionKind::Reply(_) => Op::Answered {
+                    kind: "replied",
+                    action_id: record.id,
+                },
+                ActionKind::PrivateReply(_) => Op::Answered {
+                    kind: "private_replied",
+                    action_id: record.id,
+                },
+                ActionKind::React(_) => Op::Acted {
+                    kind: "reacted",
+                    action_id: record.id,
+                    reason: None,
+                },
+                ActionKind::Hide => Op::Acted {
+                    kind: "hidden",
+                    action_id: record.id,
+                    reason,
+                },
+                ActionKind::Unhide => Op::Acted {
+                    kind: "unhidden",
+                    action_id: record.id,
+                    reason,
+                },
+            },
+            ActionOutcome::Failed(error) => Op::ActionFailed {
+                action_id: record.id,
+                error: error.clone(),
+            },
+        };
+        self.transition(&case.brand, case.id, actor, op).await?;
+        match outcome {
+            ActionOutcome::Sent(_) => Ok(record),
+            ActionOutcome::Failed(_) => Err(CareError::ChannelFailed(Box::new(record))),
+        }
+    }
+}
+
+fn check_request(case: &Case, actor: &Actor, request: &AnswerRequest) -> Result<(), Refusal> {
+    workflow::may_answer(case, actor)?;
+    match &request.action {
+        ActionKind::Reply(Outgoing { text, .. }) | ActionKind::PrivateReply(Outgoing { text, .. }) => {
+            if text.trim().is_empty() {
+                return Err(Refusal::Invalid("the answer text is empty".into()));
+            }
+        }
+        ActionKind::React(reaction) => {
+            if reaction.trim().is_empty() {
+                return Err(Refusal::Invalid("the reaction is empty".into()));
+            }
+        }
+        // Hiding a customer's words without saying why is how care teams
+        // make crises worse: the reason is required and audited.
+        ActionKind::Hide | ActionKind::Unhide => {
+            if request.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                return Err(Refusal::Invalid(
+                    "hiding or unhiding a message needs a reason".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The message an action goes to: the one named, or the customer's latest
+/// message in the case that is still there.
+fn pick_target(
+    case: &Case,
+    messages: &[StoredMessage],
+    external_id: Option<&str>,
+) -> Result<ActionTarget, Refusal> {
+    let last_inbound_at = messages
+        .iter()
+        .filter(|m| m.message.direction == Direction::Inbound)
+        .map(|m| m.message.created_at)
+        .max();
+    let chosen = match external_id {
+        Some(wanted) => messages
+            .iter()
+            .find(|m| m.message.external_id == wanted)
+            .ok_or_else(|| {
+                Refusal::Invalid(format!("case {} has no message {wanted:?}", case.id))
+            })?,
+        None => messages
+            .iter()
+            .rev()
+            .find(|m| m.message.direction == Direction::Inbound && !m.deleted)
+            .ok_or_else(|| {
+                Refusal::Conflict(format!(
+                    "case {} has no customer message left to answer",
+                    case.id
+                ))
+            })?,
+    };
+    if chosen.deleted {
+        return Err(Refusal::Conflict(format!(
+            "message {:?} was deleted on the channel",
+            chosen.message.external_id
+        )));
+    }
+    Ok(ActionTarget::of_message(&chosen.message, last_inbound_at))
+}
+
+pub(crate) fn now_ms() -> TimestampMs {
+    jiff::Timestamp::now().as_millisecond()
+}
