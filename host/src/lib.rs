@@ -6,6 +6,7 @@
 //! configuration names ([`capabilities`]), and turns what they bring in into
 //! one normalised stream ([`model`]).
 
+pub mod api;
 pub mod capabilities;
 pub mod care;
 pub mod cli;

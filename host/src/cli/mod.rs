@@ -4,6 +4,7 @@
 mod plugin;
 pub mod queue;
 mod service;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,6 +72,44 @@ pub enum Command {
     /// Run and inspect plugins offline, without a configuration file.
     #[command(subcommand)]
     Plugin(Box<plugin::PluginCommand>),
+    /// Manage API tokens for agents, second-line teams and admins.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once and only its hash is stored.
+    Create {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Who holds it (an agent's or team's name); shown in audit trails.
+        #[arg(long)]
+        name: String,
+        /// The brand it is scoped to.
+        #[arg(long, required_unless_present = "agency", conflicts_with = "agency")]
+        brand: Option<String>,
+        /// An agency token: admin of every brand.
+        #[arg(long)]
+        agency: bool,
+        /// agent, second_line or admin.
+        #[arg(long, default_value = "agent")]
+        role: String,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this brand's tokens.
+        #[arg(long)]
+        brand: Option<String>,
+    },
+    /// Revoke a token by its id; it stops working at once.
+    Revoke {
+        #[arg(long, short)]
+        config: PathBuf,
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,7 +159,9 @@ fn init_logging(filter: Option<&str>, command: &Command) {
         // line; the plugin's log lines are what an integrator wants to see.
         Command::Plugin(_) => "warn,webcare=error,webcare::guest=info",
         Command::Run { .. } => "info",
-        Command::Check { .. } | Command::Queue(_) | Command::Demo { .. } => "warn",
+        Command::Check { .. } | Command::Queue(_) | Command::Demo { .. } | Command::Token(_) => {
+            "warn"
+        }
     };
     let filter = filter
         .map(str::to_string)
@@ -182,6 +223,7 @@ pub fn main() -> ExitCode {
                 serve,
             } => service::demo(plugin_dir.clone(), data_dir.clone(), *serve).await,
             Command::Plugin(cmd) => plugin::run(&cli, cmd).await,
+            Command::Token(cmd) => token::run(cmd).await,
         }
     });
     match result {

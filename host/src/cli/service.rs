@@ -18,7 +18,7 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 }
 
 /// The config for `webcare queue ...`, which needs no connector's secrets.
-fn load_for_queue(path: &Path) -> anyhow::Result<Config> {
+pub(super) fn load_for_queue(path: &Path) -> anyhow::Result<Config> {
     crate::config::load_without_secrets(path)
         .map_err(|errors| anyhow!("{} is not valid:\n{errors}", path.display()))
 }
@@ -30,7 +30,7 @@ fn runtime_for(config: &Config) -> anyhow::Result<Runtime> {
     })?)
 }
 
-fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
+pub(super) fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
     Ok(Arc::new(SqliteStorage::open(config.storage_path())?))
 }
 

@@ -1,4 +1,5 @@
-//! The HTTP server: webhook ingress, health and metrics.
+//! The HTTP server: webhook ingress, health, metrics and the agent API
+//! ([`crate::api`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,7 +32,11 @@ pub fn router(shared: Arc<Shared>, max_body: usize) -> Router {
         .route("/metrics", get(metrics))
         // Webhook bodies are capped by `read_capped`, which also drains.
         .layer(DefaultBodyLimit::disable())
-        .with_state(Ctx { shared, max_body })
+        .with_state(Ctx {
+            shared: shared.clone(),
+            max_body,
+        })
+        .merge(crate::api::router(shared))
 }
 
 /// How much of an oversized body is read (and discarded) so the sender
