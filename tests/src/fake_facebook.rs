@@ -79,6 +79,9 @@ pub fn graph_time_seconds(text: &str) -> i64 {
 #[derive(Clone, Default)]
 pub struct FakeGraph {
     extra_comments: Arc<Mutex<Vec<(String, Value)>>>,
+    /// How many of the next sends (`POST /{page}/messages`, replies) fail
+    /// with Graph's transient error.
+    failing_sends: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl FakeGraph {
@@ -89,6 +92,33 @@ impl FakeGraph {
             .unwrap()
             .push((post_id.to_owned(), comment));
     }
+
+    /// The next `n` sends fail with a `500` and Graph's transient error
+    /// (code 2), as when Graph has a hiccup.
+    pub fn fail_next_sends(&self, n: usize) {
+        self.failing_sends
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether this send is one that fails.
+    fn send_fails(&self) -> bool {
+        self.failing_sends
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok()
+    }
+}
+
+/// Graph's transient "unexpected error" (code 2), retryable.
+fn transient() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(json!({"error": {"message": "An unexpected error has occurred. Please retry your request later.", "type": "OAuthException", "is_transient": true, "code": 2}})),
+    )
+        .into_response()
 }
 
 /// Graph's error 190 for a bad or missing token or proof.
@@ -176,6 +206,7 @@ pub fn graph_router(graph: FakeGraph) -> Router {
     }
 
     async fn reply(
+        State(graph): State<FakeGraph>,
         Path(object): Path<String>,
         headers: HeaderMap,
         Query(query): Query<BTreeMap<String, String>>,
@@ -183,11 +214,15 @@ pub fn graph_router(graph: FakeGraph) -> Router {
         if !authorised(&headers, &query) {
             return expired();
         }
+        if graph.send_fails() {
+            return transient();
+        }
         let suffix = object.rsplit('_').next().unwrap_or_default().to_owned();
         axum::Json(json!({"id": format!("{suffix}_777001")})).into_response()
     }
 
     async fn messages(
+        State(graph): State<FakeGraph>,
         Path(page): Path<String>,
         headers: HeaderMap,
         Query(query): Query<BTreeMap<String, String>>,
@@ -195,6 +230,9 @@ pub fn graph_router(graph: FakeGraph) -> Router {
     ) -> Response {
         if !authorised(&headers, &query) {
             return expired();
+        }
+        if graph.send_fails() {
+            return transient();
         }
         let body: Value = serde_json::from_slice(&body).unwrap_or_default();
         if page != PAGE_ID || body["message"]["text"].as_str().is_none() {

@@ -34,7 +34,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prepared statements kept per connection: every statement this module
 /// runs fits, so the ingest path never re-parses SQL.
-const STATEMENT_CACHE: usize = 32;
+const STATEMENT_CACHE: usize = 64;
 
 /// The schema, one step per version: step `i` (0-based) brings a database
 /// to version `i + 1`. Steps are append-only: a released step is never
@@ -641,8 +641,15 @@ impl CommitWork {
         let owner = &self.owner;
         let (brand, connector) = (owner.brand.as_str(), owner.connector.as_str());
         let prepare = |sql: &str| tx.prepare_cached(sql).or_storage("preparing a commit");
-        let mut find_case =
-            prepare("SELECT id FROM cases WHERE brand = ?1 AND connector = ?2 AND thread_id = ?3")?;
+        let mut find_case = prepare(
+            "SELECT id, status FROM cases WHERE brand = ?1 AND connector = ?2 AND thread_id = ?3",
+        )?;
+        // The audit trail records what ingest does to cases too: who
+        // opened one (the customer) and who reopened it by writing again.
+        let mut case_event = prepare(
+            "INSERT INTO case_events (case_id, brand, at, actor, kind, channel, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
         let mut insert_message = prepare(
             "INSERT INTO messages (brand, connector, channel, external_id, thread_id, case_id,
                                    direction, kind, created_at, received_at, author_handle,
@@ -710,10 +717,13 @@ impl CommitWork {
                 index + 1
             );
             let t = &m.triage;
-            let case_id: Option<i64> = find_case
-                .query_row(params![brand, connector, m.thread_id], |row| row.get(0))
+            let found: Option<(i64, CaseStatus)> = find_case
+                .query_row(params![brand, connector, m.thread_id], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
                 .optional()
                 .or_storage(what)?;
+            let case_id = found.map(|(id, _)| id);
             let inserted = insert_message
                 .execute(params![
                     brand,
@@ -746,6 +756,23 @@ impl CommitWork {
             }
             let case_id = match (case_id, quiet) {
                 (Some(case_id), false) => {
+                    if let Some((_, status @ (CaseStatus::Pending | CaseStatus::Closed))) = found {
+                        let detail = serde_json::json!({
+                            "from": status,
+                            "message": m.external_id,
+                        });
+                        case_event
+                            .execute(params![
+                                case_id,
+                                brand,
+                                received_at,
+                                m.author_handle,
+                                "reopened",
+                                connector,
+                                detail.to_string(),
+                            ])
+                            .or_storage(what)?;
+                    }
                     touch_case_inbound
                         .execute(params![
                             case_id,
@@ -786,6 +813,23 @@ impl CommitWork {
                         .or_storage(what)?;
                     outcome.cases_opened += 1;
                     let case_id = tx.last_insert_rowid();
+                    let detail = serde_json::json!({
+                        "message": m.external_id,
+                        "priority": t.priority,
+                        "bucket": t.bucket,
+                        "team": t.team,
+                    });
+                    case_event
+                        .execute(params![
+                            case_id,
+                            brand,
+                            received_at,
+                            m.author_handle,
+                            "opened",
+                            connector,
+                            detail.to_string(),
+                        ])
+                        .or_storage(what)?;
                     link_message
                         .execute(params![case_id, message_id])
                         .or_storage(what)?;

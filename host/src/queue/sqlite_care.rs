@@ -488,33 +488,55 @@ impl CareStore for SqliteStorage {
         };
         let brand = brand.to_string();
         self.run(move |conn| {
+            let what = format_args!("searching the cases of brand {brand:?}");
             // Best hit per case: rank every matching row, keep each case's
             // first. The brand term in the query already restricts the
-            // match to this brand; the join re-checks it.
-            conn.prepare_cached(
-                "SELECT c.id, c.status, h.source, h.snippet, h.at FROM (
-                     SELECT case_id, source, at, rank AS score,
-                            snippet(search_index, 0, '[', ']', '…', 16) AS snippet,
-                            row_number() OVER (PARTITION BY case_id ORDER BY rank) AS n
-                     FROM search_index WHERE search_index MATCH ?1
-                 ) AS h
-                 JOIN cases AS c ON c.id = h.case_id AND c.brand = ?2
-                 WHERE h.n = 1
-                 ORDER BY h.score, c.id LIMIT ?3",
-            )
-            .and_then(|mut s| {
-                s.query_map(params![fts, brand, sql_limit(limit)], |row| {
-                    Ok(SearchHit {
-                        case_id: row.get(0)?,
-                        status: row.get::<_, CaseStatus>(1)?,
-                        source: row.get(2)?,
-                        snippet: row.get(3)?,
-                        at: row.get(4)?,
-                    })
-                })?
+            // match to this brand; the join re-checks it. FTS5's auxiliary
+            // functions cannot sit next to a window function, hence the
+            // materialised step; snippets are made for the hits only.
+            let hits: Vec<(i64, SearchHit)> = conn
+                .prepare_cached(
+                    "WITH m AS MATERIALIZED (
+                         SELECT rowid AS row, case_id, source, at, rank AS score
+                         FROM search_index WHERE search_index MATCH ?1),
+                     h AS (SELECT *, row_number() OVER (PARTITION BY case_id
+                                                        ORDER BY score, row) AS n
+                           FROM m)
+                     SELECT h.row, c.id, c.status, h.source, h.at FROM h
+                     JOIN cases AS c ON c.id = h.case_id AND c.brand = ?2
+                     WHERE h.n = 1
+                     ORDER BY h.score, c.id LIMIT ?3",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![fts, brand, sql_limit(limit)], |row| {
+                        Ok((
+                            row.get(0)?,
+                            SearchHit {
+                                case_id: row.get(1)?,
+                                status: row.get::<_, CaseStatus>(2)?,
+                                source: row.get(3)?,
+                                snippet: String::new(),
+                                at: row.get(4)?,
+                            },
+                        ))
+                    })?
+                    .collect()
+                })
+                .or_storage(what)?;
+            let mut snippet = conn
+                .prepare_cached(
+                    "SELECT snippet(search_index, 0, '[', ']', '…', 16) FROM search_index
+                     WHERE search_index MATCH ?1 AND rowid = ?2",
+                )
+                .or_storage(what)?;
+            hits.into_iter()
+                .map(|(row, mut hit)| {
+                    hit.snippet = snippet
+                        .query_row(params![fts, row], |r| r.get(0))
+                        .or_storage(what)?;
+                    Ok(hit)
+                })
                 .collect()
-            })
-            .or_storage(format_args!("searching the cases of brand {brand:?}"))
         })
         .await
     }
