@@ -127,6 +127,7 @@ async fn ingest(plugin: &Path) {
             Duration::from_secs(3600),
             PAGE,
         )],
+        service_levels: Default::default(),
     };
     let start = Instant::now();
     let service = RunningService::start(&spec, &runtime, storage.clone())

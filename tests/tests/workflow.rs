@@ -74,6 +74,7 @@ async fn start_host() -> Host {
             facebook_spec("acme", &graph_api),
             facebook_spec("globex", &graph_api),
         ],
+        service_levels: Default::default(),
     };
     let service = RunningService::start(&spec, &webcare_tests::runtime(), storage.clone())
         .await
@@ -225,6 +226,13 @@ async fn a_complaint_from_landing_to_closing_with_its_audit_trail() {
         "the urgency keyword is a reason: {reasons:?}"
     );
     assert!(case["waiting_since"].is_i64());
+    // The service-level clock runs (defaults: around the clock, 1 h).
+    assert_eq!(case["sla"]["target_ms"], 3_600_000);
+    assert_eq!(
+        case["sla"]["due_at"].as_i64().unwrap(),
+        case["waiting_since"].as_i64().unwrap() + 3_600_000
+    );
+    assert_eq!(case["sla"]["overdue"], false);
     let base = format!("/api/v1/brands/acme/cases/{id}");
 
     // Claim.
@@ -375,6 +383,56 @@ async fn a_complaint_from_landing_to_closing_with_its_audit_trail() {
         .get(&ann, "/api/v1/brands/acme/search?q=ordernummer%204711")
         .await;
     assert_eq!(found["hits"].as_array().unwrap().len(), 1, "{found:#}");
+
+    // The brand's report covers the case.
+    let (status, report) = host.get(&ann, "/api/v1/brands/acme/report").await;
+    assert_eq!(status, 200, "{report}");
+    let totals = &report["totals"];
+    assert_eq!(
+        (
+            &totals["cases"],
+            &totals["answered"],
+            &totals["inbound_messages"]
+        ),
+        (&json!(1), &json!(1), &json!(2)),
+        "{report:#}"
+    );
+    assert_eq!(totals["response_rate"], 1.0);
+    assert_eq!(totals["within_target"], 1);
+    assert!(totals["first_response"]["median_ms"].is_u64());
+    assert!(totals["resolution"]["median_ms"].is_u64());
+    assert_eq!(report["channels"][0]["connector"], "facebook");
+    assert_eq!(
+        report["sentiment"].as_array().unwrap().len(),
+        1,
+        "{report:#}"
+    );
+    assert!(
+        report["sentiment"][0]["mean"].as_f64().unwrap() < 0.0,
+        "a complaint is negative: {report:#}"
+    );
+    let words: Vec<&str> = report["top_keywords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["word"].as_str().unwrap())
+        .collect();
+    assert!(
+        words.contains(&"ordernummer") && words.contains(&"pakket"),
+        "{words:?}"
+    );
+    let (status, bad) = host
+        .get(&ann, "/api/v1/brands/acme/report?from=2026-13-01")
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(bad["error"].as_str().unwrap().contains("YYYY-MM-DD"));
+    let (status, _) = host
+        .get(
+            &ann,
+            "/api/v1/brands/acme/report?from=2026-11-20&to=2026-11-19",
+        )
+        .await;
+    assert_eq!(status, 400);
 
     assert!(host.service.stop().await);
 }
@@ -564,6 +622,7 @@ async fn a_brand_token_never_reaches_another_brands_cases() {
         "/api/v1/brands/globex/cases".to_string(),
         g.clone(),
         "/api/v1/brands/globex/search?q=lamp".to_string(),
+        "/api/v1/brands/globex/report".to_string(),
     ];
     for path in &gets {
         let (status, body) = host.get(&acme, path).await;
@@ -716,6 +775,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         "/api/v1/brands/{brand}/cases/{id}/escalation/answer",
         "/api/v1/brands/{brand}/actions/{id}/retry",
         "/api/v1/brands/{brand}/search",
+        "/api/v1/brands/{brand}/report",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }

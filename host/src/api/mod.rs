@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::care::desk::AnswerRequest;
+use crate::care::sla::SlaClock;
 use crate::care::workflow::Op;
 use crate::care::{Actor, CaseQuery};
 use crate::model::{ActionKind, Outgoing};
@@ -59,6 +60,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             post(retry_action),
         )
         .route("/api/v1/brands/{brand}/search", get(search))
+        .route("/api/v1/brands/{brand}/report", get(report))
         .with_state(shared)
 }
 
@@ -118,7 +120,7 @@ async fn list_cases(
     let cases = shared
         .desk
         .list(&CaseQuery {
-            brand,
+            brand: brand.clone(),
             status,
             assignee: params.assignee,
             unassigned: params.unassigned,
@@ -127,7 +129,28 @@ async fn list_cases(
             offset: params.offset,
         })
         .await?;
+    let levels = shared.service_levels(&brand);
+    let now = now_ms();
+    let cases: Vec<CaseView> = cases
+        .into_iter()
+        .map(|case| CaseView {
+            sla: levels.clock(&case, now),
+            case,
+        })
+        .collect();
     Ok(json(StatusCode::OK, &serde_json::json!({ "cases": cases })))
+}
+
+/// A case as the API shows it: the case and its service-level clock.
+#[derive(serde::Serialize)]
+struct CaseView {
+    #[serde(flatten)]
+    case: crate::care::Case,
+    sla: SlaClock,
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
 }
 
 async fn case_detail(
@@ -137,7 +160,11 @@ async fn case_detail(
 ) -> Result<Response, ApiError> {
     principal.actor_for(&brand)?;
     let detail = shared.desk.detail(&brand, id).await?;
-    Ok(json(StatusCode::OK, &detail))
+    let sla = shared.service_levels(&brand).clock(&detail.case, now_ms());
+    let mut body = serde_json::to_value(&detail)
+        .map_err(|e| ApiError::bad_request(format!("cannot show case {id}: {e}")))?;
+    body["case"]["sla"] = serde_json::to_value(sla).unwrap_or_default();
+    Ok(json(StatusCode::OK, &body))
 }
 
 /// Runs one transition and answers with the case as it is now.
@@ -451,4 +478,70 @@ async fn search(
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let hits = shared.desk.search(&brand, &params.q, params.limit).await?;
     Ok(json(StatusCode::OK, &serde_json::json!({ "hits": hits })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportParams {
+    /// First day (`YYYY-MM-DD`, in the brand's zone) or instant (RFC 3339).
+    from: Option<String>,
+    /// Last day, included (`YYYY-MM-DD`), or end instant (RFC 3339).
+    to: Option<String>,
+    /// Only this connector.
+    connector: Option<String>,
+}
+
+/// Days a report covers when no period is given.
+const DEFAULT_REPORT_DAYS: i64 = 7;
+
+/// Reads a report bound: a day in `tz` (its start; with `end`, the start of
+/// the day after) or an RFC 3339 instant.
+fn report_bound(text: &str, tz: &jiff::tz::TimeZone, end: bool) -> Result<i64, ApiError> {
+    if let Ok(at) = text.parse::<jiff::Timestamp>() {
+        return Ok(at.as_millisecond());
+    }
+    let date: jiff::civil::Date = text.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "{text:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 instant"
+        ))
+    })?;
+    let date = if end {
+        date.tomorrow()
+            .map_err(|e| ApiError::bad_request(format!("{text:?}: {e}")))?
+    } else {
+        date
+    };
+    date.to_zoned_datetime(tz.clone())
+        .map(|z| z.timestamp().as_millisecond())
+        .map_err(|e| ApiError::bad_request(format!("{text:?}: {e}")))
+}
+
+async fn report(
+    State(shared): Ctx,
+    principal: Principal,
+    Path(brand): Path<String>,
+    params: Result<Query<ReportParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    principal.actor_for(&brand)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let levels = shared.service_levels(&brand);
+    let now = now_ms();
+    let to = match &params.to {
+        Some(text) => report_bound(text, &levels.time_zone, true)?,
+        None => now,
+    };
+    let from = match &params.from {
+        Some(text) => report_bound(text, &levels.time_zone, false)?,
+        None => to - DEFAULT_REPORT_DAYS * 86_400_000,
+    };
+    if from >= to {
+        return Err(ApiError::bad_request("`from` must be before `to`".into()));
+    }
+    let store = shared.desk.care_store()?;
+    let rows = store
+        .report_rows(&brand, from, to, params.connector.as_deref())
+        .await
+        .map_err(ApiError::from_storage)?;
+    let report = crate::care::report::build(&brand, from, to, levels, &rows);
+    Ok(json(StatusCode::OK, &report))
 }

@@ -9,10 +9,14 @@
 //! - [`desk`]: the operations as agents call them, on top of both, including
 //!   answers that go out through a connector's `perform`.
 //! - [`tokens`]: API tokens (random, stored hashed, scoped to a brand).
+//! - [`sla`]: service-level clocks of cases in the brand's working hours.
+//! - [`report`]: a brand's figures for a period.
 //!
 //! See `docs/care.md`.
 
 pub mod desk;
+pub mod report;
+pub mod sla;
 pub mod store;
 pub mod tokens;
 pub mod workflow;

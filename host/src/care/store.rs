@@ -6,6 +6,7 @@
 //! that one compare-and-swap is what makes claims atomic, on one host or
 //! many.
 
+use super::report::ReportRows;
 use super::{
     ActionRecord, ActionState, Case, CaseEvent, CaseQuery, NewAction, NewEvent, Role, SearchHit,
 };
@@ -113,6 +114,17 @@ pub trait CareStore: Send + Sync {
         query: &str,
         limit: usize,
     ) -> Result<Vec<SearchHit>, StorageError>;
+
+    /// The raw rows of a report: cases of `brand` opened in `[from, to)`
+    /// and inbound messages written then (not those triage ignored), of
+    /// one connector or all.
+    async fn report_rows(
+        &self,
+        brand: &str,
+        from: TimestampMs,
+        to: TimestampMs,
+        connector: Option<&str>,
+    ) -> Result<ReportRows, StorageError>;
 
     async fn create_token(&self, token: &NewToken) -> Result<TokenRecord, StorageError>;
 

@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, 
 
 use super::sqlite::{JsonMessage, OrStorage, SqliteStorage, sql_limit};
 use super::{CaseStatus, StorageError, StoredMessage};
+use crate::care::report::{ReportCase, ReportMessage, ReportRows};
 use crate::care::store::{ActionOutcome, CareStore, NewToken, TokenRecord, action_state};
 use crate::care::{
     ActionRecord, Case, CaseEvent, CaseQuery, Escalation, NewAction, NewEvent, Role, SearchHit,
@@ -537,6 +538,62 @@ impl CareStore for SqliteStorage {
                     Ok(hit)
                 })
                 .collect()
+        })
+        .await
+    }
+
+    async fn report_rows(
+        &self,
+        brand: &str,
+        from: TimestampMs,
+        to: TimestampMs,
+        connector: Option<&str>,
+    ) -> Result<ReportRows, StorageError> {
+        let brand = brand.to_string();
+        let connector = connector.map(str::to_string);
+        self.run(move |conn| {
+            let what = format_args!("reading the report rows of brand {brand:?}");
+            let cases = conn
+                .prepare_cached(
+                    "SELECT connector, channel, first_message_at, first_response_at, closed_at
+                     FROM cases
+                     WHERE brand = ?1 AND first_message_at >= ?2 AND first_message_at < ?3
+                       AND (?4 IS NULL OR connector = ?4)",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![brand, from, to, connector], |row| {
+                        Ok(ReportCase {
+                            connector: row.get(0)?,
+                            channel: row.get(1)?,
+                            first_message_at: row.get(2)?,
+                            first_response_at: row.get(3)?,
+                            closed_at: row.get(4)?,
+                        })
+                    })?
+                    .collect()
+                })
+                .or_storage(what)?;
+            let messages = conn
+                .prepare_cached(
+                    "SELECT connector, created_at, text, json_extract(triage, '$.sentiment')
+                     FROM messages
+                     WHERE brand = ?1 AND created_at >= ?2 AND created_at < ?3
+                       AND direction = 'inbound' AND ignored = 0
+                       AND (?4 IS NULL OR connector = ?4)",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![brand, from, to, connector], |row| {
+                        Ok(ReportMessage {
+                            connector: row.get(0)?,
+                            created_at: row.get(1)?,
+                            text: row.get(2)?,
+                            sentiment: row.get(3)?,
+                        })
+                    })?
+                    .collect()
+                })
+                .or_storage(what)?;
+            Ok(ReportRows { cases, messages })
         })
         .await
     }

@@ -26,6 +26,7 @@ use tokio::sync::{Mutex, watch};
 use crate::capabilities::{AllowList, ConnectorId, Grants, IoLimits, Secret};
 use crate::care::CareDesk;
 use crate::care::desk::Channels;
+use crate::care::sla::ServiceLevels;
 use crate::model::{
     Action, ActionResult, ActionTarget, Direction, Feature, Message, MessageUpdate,
 };
@@ -60,6 +61,8 @@ pub struct ServiceSpec {
     /// Largest webhook body accepted (413 beyond).
     pub max_webhook_body: usize,
     pub connectors: Vec<ConnectorSpec>,
+    /// Service levels per brand id; brands not named get the defaults.
+    pub service_levels: HashMap<String, ServiceLevels>,
 }
 
 /// Turns a loaded configuration into what the service runs: the enabled
@@ -97,6 +100,11 @@ pub fn spec_from_config(config: &crate::config::Config) -> Result<ServiceSpec, S
         shutdown_grace: config.host.shutdown_grace,
         max_webhook_body: DEFAULT_MAX_WEBHOOK_BODY,
         connectors,
+        service_levels: config
+            .brands
+            .iter()
+            .map(|b| (b.id.clone(), ServiceLevels::of_brand(b)))
+            .collect(),
     })
 }
 
@@ -181,13 +189,19 @@ pub struct Shared {
     pub connectors: Arc<ConnectorMap>,
     /// The case workflow, answering through `connectors`.
     pub desk: CareDesk,
+    service_levels: HashMap<String, ServiceLevels>,
+    default_levels: ServiceLevels,
 }
 
 /// The running connectors by (brand, connector id).
 pub type ConnectorMap = HashMap<(String, String), Arc<ConnectorHandle>>;
 
 impl Shared {
-    pub fn new(storage: Arc<dyn Storage>, connectors: ConnectorMap) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        connectors: ConnectorMap,
+        service_levels: HashMap<String, ServiceLevels>,
+    ) -> Self {
         let connectors = Arc::new(connectors);
         let channels = Arc::new(ServiceChannels {
             connectors: connectors.clone(),
@@ -197,7 +211,16 @@ impl Shared {
             storage,
             metrics: Metrics::new(),
             connectors,
+            service_levels,
+            default_levels: ServiceLevels::default(),
         }
+    }
+
+    /// The service levels of `brand`.
+    pub fn service_levels(&self, brand: &str) -> &ServiceLevels {
+        self.service_levels
+            .get(brand)
+            .unwrap_or(&self.default_levels)
     }
 }
 
@@ -358,7 +381,11 @@ impl RunningService {
         storage: Arc<dyn Storage>,
     ) -> Result<RunningService, ServiceError> {
         let connectors = build_connectors(runtime, &storage, &spec.connectors).await?;
-        let shared = Arc::new(Shared::new(storage, connectors));
+        let shared = Arc::new(Shared::new(
+            storage,
+            connectors,
+            spec.service_levels.clone(),
+        ));
         let (shutdown, watch_rx) = watch::channel(false);
         let listener = tokio::net::TcpListener::bind(spec.listen)
             .await
