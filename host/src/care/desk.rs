@@ -213,8 +213,7 @@ impl CareDesk {
         actor: &Actor,
     ) -> Result<ActionRecord, CareError> {
         let store = self.store()?;
-        let Some((record, reopened)) = store.retry_action(brand, action_id, now_ms()).await?
-        else {
+        let Some((record, reopened)) = store.retry_action(brand, action_id, now_ms()).await? else {
             return Err(CareError::NotFound);
         };
         if !reopened {
@@ -297,7 +296,8 @@ impl CareDesk {
 fn check_request(case: &Case, actor: &Actor, request: &AnswerRequest) -> Result<(), Refusal> {
     workflow::may_answer(case, actor)?;
     match &request.action {
-        ActionKind::Reply(Outgoing { text, .. }) | ActionKind::PrivateReply(Outgoing { text, .. }) => {
+        ActionKind::Reply(Outgoing { text, .. })
+        | ActionKind::PrivateReply(Outgoing { text, .. }) => {
             if text.trim().is_empty() {
                 return Err(Refusal::Invalid("the answer text is empty".into()));
             }
@@ -310,7 +310,11 @@ fn check_request(case: &Case, actor: &Actor, request: &AnswerRequest) -> Result<
         // Hiding a customer's words without saying why is how care teams
         // make crises worse: the reason is required and audited.
         ActionKind::Hide | ActionKind::Unhide => {
-            if request.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+            if request
+                .reason
+                .as_deref()
+                .is_none_or(|r| r.trim().is_empty())
+            {
                 return Err(Refusal::Invalid(
                     "hiding or unhiding a message needs a reason".into(),
                 ));

@@ -78,8 +78,7 @@ pub trait CareStore: Send + Sync {
     /// Records an action as `pending` unless its idempotency key exists in
     /// the brand already. Returns the stored action and whether it was
     /// created now.
-    async fn begin_action(&self, action: &NewAction)
-    -> Result<(ActionRecord, bool), StorageError>;
+    async fn begin_action(&self, action: &NewAction) -> Result<(ActionRecord, bool), StorageError>;
 
     /// Moves a `failed` action back to `pending` for another attempt.
     /// `Ok(None)`: no such action; `Ok(Some(false))`: it is not failed.

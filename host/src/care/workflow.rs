@@ -416,7 +416,10 @@ mod tests {
             },
         ] {
             let err = apply(&closed, &op, &agent("ann"), 5).unwrap_err();
-            assert!(matches!(err, Refusal::Conflict(m) if m.contains("closed")), "{op:?}");
+            assert!(
+                matches!(err, Refusal::Conflict(m) if m.contains("closed")),
+                "{op:?}"
+            );
         }
         let (open, event) = apply(&closed, &Op::Reopen, &agent("ann"), 5).unwrap();
         assert_eq!(open.status, CaseStatus::New);

@@ -24,10 +24,7 @@ const CASE_COLUMNS: &str = "id, brand, connector, channel, thread_id, status, as
      priority, bucket, reasons, sentiment, message_count, first_message_at, last_message_at,
      author, preview, waiting_since, first_response_at, closed_at, escalation, version";
 
-fn json_column<T: serde::de::DeserializeOwned>(
-    row: &Row<'_>,
-    index: usize,
-) -> rusqlite::Result<T> {
+fn json_column<T: serde::de::DeserializeOwned>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
     let text: String = row.get(index)?;
     serde_json::from_str(&text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, e.into())
@@ -140,9 +137,11 @@ fn read_case(conn: &Connection, brand: &str, id: i64) -> Result<Option<Case>, St
 }
 
 fn read_action(conn: &Connection, id: i64) -> Result<ActionRecord, StorageError> {
-    conn.prepare_cached(&format!("SELECT {ACTION_COLUMNS} FROM actions WHERE id = ?1"))
-        .and_then(|mut s| s.query_row(params![id], action_from_row))
-        .or_storage(format_args!("reading action {id}"))
+    conn.prepare_cached(&format!(
+        "SELECT {ACTION_COLUMNS} FROM actions WHERE id = ?1"
+    ))
+    .and_then(|mut s| s.query_row(params![id], action_from_row))
+    .or_storage(format_args!("reading action {id}"))
 }
 
 /// Turns what an agent typed into an FTS5 query that matches documents of
@@ -215,7 +214,10 @@ impl CareStore for SqliteStorage {
         let brand = query.brand.clone();
         self.run(move |conn| {
             conn.prepare_cached(&sql)
-                .and_then(|mut s| s.query_map(params_from_iter(args), case_from_row)?.collect())
+                .and_then(|mut s| {
+                    s.query_map(params_from_iter(args), case_from_row)?
+                        .collect()
+                })
                 .or_storage(format_args!("listing the cases of brand {brand:?}"))
         })
         .await
@@ -292,7 +294,9 @@ impl CareStore for SqliteStorage {
                     "INSERT INTO search_index (rowid, body, brand, case_id, source, at)
                      VALUES (?1, ?2, hex(?3), ?4, 'note', ?5)",
                 )
-                .and_then(|mut s| s.execute(params![-event_id, text, case.brand, case.id, event.at]))
+                .and_then(|mut s| {
+                    s.execute(params![-event_id, text, case.brand, case.id, event.at])
+                })
                 .or_storage(what)?;
             }
             tx.commit().or_storage(what)?;
@@ -314,7 +318,10 @@ impl CareStore for SqliteStorage {
                  FROM messages WHERE case_id = ?2 AND brand = ?1
                  ORDER BY created_at, id",
             )
-            .and_then(|mut s| s.query_map(params![brand, case_id], stored_message)?.collect())
+            .and_then(|mut s| {
+                s.query_map(params![brand, case_id], stored_message)?
+                    .collect()
+            })
             .or_storage(format_args!("reading the messages of case {case_id}"))
         })
         .await
@@ -346,10 +353,7 @@ impl CareStore for SqliteStorage {
         .await
     }
 
-    async fn begin_action(
-        &self,
-        action: &NewAction,
-    ) -> Result<(ActionRecord, bool), StorageError> {
+    async fn begin_action(&self, action: &NewAction) -> Result<(ActionRecord, bool), StorageError> {
         let a = action.clone();
         let body = serde_json::to_string(&a.action)
             .map_err(|e| StorageError::Query(format!("cannot serialise an action: {e}")))?;
@@ -412,7 +416,10 @@ impl CareStore for SqliteStorage {
                 .prepare_cached(&format!(
                     "SELECT {ACTION_COLUMNS} FROM actions WHERE brand = ?1 AND id = ?2"
                 ))
-                .and_then(|mut s| s.query_row(params![brand, action_id], action_from_row).optional())
+                .and_then(|mut s| {
+                    s.query_row(params![brand, action_id], action_from_row)
+                        .optional()
+                })
                 .or_storage(what)?;
             Ok(record.map(|r| (r, changed == 1)))
         })
@@ -457,7 +464,10 @@ impl CareStore for SqliteStorage {
             conn.prepare_cached(&format!(
                 "SELECT {ACTION_COLUMNS} FROM actions WHERE case_id = ?2 AND brand = ?1 ORDER BY id"
             ))
-            .and_then(|mut s| s.query_map(params![brand, case_id], action_from_row)?.collect())
+            .and_then(|mut s| {
+                s.query_map(params![brand, case_id], action_from_row)?
+                    .collect()
+            })
             .or_storage(format_args!("reading the actions of case {case_id}"))
         })
         .await
@@ -520,9 +530,11 @@ impl CareStore for SqliteStorage {
             .and_then(|mut s| s.execute(params![t.name, t.brand, t.role.as_str(), t.hash, t.at]))
             .or_storage(what)?;
             let id = conn.last_insert_rowid();
-            conn.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?1"))
-                .and_then(|mut s| s.query_row(params![id], token_from_row))
-                .or_storage(what)
+            conn.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?1"
+            ))
+            .and_then(|mut s| s.query_row(params![id], token_from_row))
+            .or_storage(what)
         })
         .await
     }

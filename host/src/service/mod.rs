@@ -26,10 +26,12 @@ use tokio::sync::{Mutex, watch};
 use crate::capabilities::{AllowList, ConnectorId, Grants, IoLimits, Secret};
 use crate::care::CareDesk;
 use crate::care::desk::Channels;
-use crate::model::{Action, ActionResult, ActionTarget, Direction, Feature, Message, MessageUpdate};
+use crate::model::{
+    Action, ActionResult, ActionTarget, Direction, Feature, Message, MessageUpdate,
+};
 use crate::queue::{CommitOutcome, IngestBatch, MessageTriage, Storage, StorageError};
-use crate::triage::{Triage, TriagePolicy};
 use crate::runtime::{CallLimits, ConnectorInstance, PluginError, Runtime, SetupError};
+use crate::triage::{Triage, TriagePolicy};
 use metrics::Metrics;
 
 /// Everything needed to run one connector.
