@@ -14,6 +14,7 @@
 
 pub mod desk;
 pub mod store;
+pub mod suite;
 pub mod tokens;
 pub mod workflow;
 

@@ -1193,6 +1193,43 @@ mod tests {
         suite::run_all(&storage).await;
     }
 
+    /// One test per case-workflow property, each on a fresh database.
+    macro_rules! care_suite_tests {
+        ($($property:ident),* $(,)?) => {
+            mod care_suite {
+                use super::*;
+                $(
+                    #[tokio::test]
+                    async fn $property() {
+                        let storage = SqliteStorage::in_memory().expect("in-memory database");
+                        crate::care::suite::$property(&storage).await;
+                    }
+                )*
+            }
+        };
+    }
+
+    care_suite_tests!(
+        ignored_messages_open_no_case,
+        triage_sets_and_raises_priority,
+        inbound_reopens_with_new_priority,
+        waiting_since_keeps_the_oldest_unanswered,
+        outbound_never_changes_priority,
+        write_case_is_compare_and_swap,
+        care_reads_are_isolated_per_brand,
+        case_list_orders_filters_and_pages,
+        actions_are_idempotent_and_retried,
+        search_finds_messages_and_notes,
+        search_input_is_never_syntax,
+        tokens_create_list_revoke,
+    );
+
+    #[tokio::test]
+    async fn whole_care_suite_shares_one_database() {
+        let storage = SqliteStorage::in_memory().expect("in-memory database");
+        crate::care::suite::run_all(&storage).await;
+    }
+
     fn owner() -> ConnectorId {
         ConnectorId {
             brand: "acme".to_string(),
