@@ -488,33 +488,42 @@ impl CareStore for SqliteStorage {
         };
         let brand = brand.to_string();
         self.run(move |conn| {
-            // Best hit per case: rank every matching row, keep each case's
-            // first. The brand term in the query already restricts the
-            // match to this brand; the join re-checks it.
-            conn.prepare_cached(
-                "SELECT c.id, c.status, h.source, h.snippet, h.at FROM (
-                     SELECT case_id, source, at, rank AS score,
-                            snippet(search_index, 0, '[', ']', '…', 16) AS snippet,
-                            row_number() OVER (PARTITION BY case_id ORDER BY rank) AS n
-                     FROM search_index WHERE search_index MATCH ?1
-                 ) AS h
-                 JOIN cases AS c ON c.id = h.case_id AND c.brand = ?2
-                 WHERE h.n = 1
-                 ORDER BY h.score, c.id LIMIT ?3",
-            )
-            .and_then(|mut s| {
-                s.query_map(params![fts, brand, sql_limit(limit)], |row| {
-                    Ok(SearchHit {
-                        case_id: row.get(0)?,
-                        status: row.get::<_, CaseStatus>(1)?,
-                        source: row.get(2)?,
-                        snippet: row.get(3)?,
-                        at: row.get(4)?,
-                    })
-                })?
-                .collect()
-            })
-            .or_storage(format_args!("searching the cases of brand {brand:?}"))
+            // Best hit per case: every matching row best first, keeping each
+            // case's first until `limit` cases are found. (FTS5's snippet()
+            // cannot run under a window function, so the per-case pick is
+            // done here rather than with row_number() in SQL.) The brand
+            // term in the query already restricts the match to this brand;
+            // the join re-checks it.
+            let what = format_args!("searching the cases of brand {brand:?}");
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT c.id, c.status, search_index.source,
+                            snippet(search_index, 0, '[', ']', '…', 16), search_index.at
+                     FROM search_index
+                     JOIN cases AS c ON c.id = search_index.case_id AND c.brand = ?2
+                     WHERE search_index MATCH ?1
+                     ORDER BY rank",
+                )
+                .or_storage(what)?;
+            let mut rows = statement.query(params![fts, brand]).or_storage(what)?;
+            let mut seen = std::collections::HashSet::new();
+            let mut hits = Vec::new();
+            while hits.len() < limit
+                && let Some(row) = rows.next().or_storage(what)?
+            {
+                let case_id: i64 = row.get(0).or_storage(what)?;
+                if !seen.insert(case_id) {
+                    continue;
+                }
+                hits.push(SearchHit {
+                    case_id,
+                    status: row.get::<_, CaseStatus>(1).or_storage(what)?,
+                    source: row.get(2).or_storage(what)?,
+                    snippet: row.get(3).or_storage(what)?,
+                    at: row.get(4).or_storage(what)?,
+                });
+            }
+            Ok(hits)
         })
         .await
     }
