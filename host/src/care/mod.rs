@@ -13,6 +13,8 @@
 //! See `docs/care.md`.
 
 pub mod desk;
+#[cfg(test)]
+mod desk_tests;
 pub mod store;
 pub mod suite;
 pub mod tokens;
