@@ -617,3 +617,67 @@ async fn the_audit_trail_lists_every_step_in_order() {
     assert_eq!(detail.actions.len(), 1);
     assert_eq!(channel.calls().len(), 1);
 }
+
+#[tokio::test]
+async fn a_retry_whose_message_is_gone_leaves_the_action_failed() {
+    let channel = Recording::failing(1);
+    let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::in_memory().unwrap());
+    commit(
+        storage.as_ref(),
+        &[message("m1", Direction::Inbound, T0)],
+        &[],
+    )
+    .await;
+    let desk = CareDesk::new(Arc::clone(&storage), channel.clone());
+    let case = desk
+        .list(&CaseQuery {
+            brand: BRAND.to_string(),
+            ..CaseQuery::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    let anna = agent("anna");
+    let failed = match desk
+        .answer(BRAND, case.id, &anna, reply("Hoi", Some("gone-1")))
+        .await
+    {
+        Err(CareError::ChannelFailed(record)) => *record,
+        other => panic!("expected ChannelFailed, got {other:?}"),
+    };
+    // The customer deletes the message before the retry.
+    commit(
+        storage.as_ref(),
+        &[],
+        &[MessageUpdate::Deleted(Removal {
+            external_id: "m1".to_string(),
+            thread_id: None,
+            at: None,
+            by: None,
+        })],
+    )
+    .await;
+    let message = conflict(desk.retry(BRAND, failed.id, &anna).await);
+    assert!(message.contains("deleted"), "{message:?}");
+    assert_eq!(
+        channel.calls().len(),
+        1,
+        "nothing is sent to a deleted message"
+    );
+    let actions = desk.detail(BRAND, case.id).await.unwrap().actions;
+    assert_eq!(
+        actions[0].state,
+        ActionState::Failed,
+        "the action is not left pending (in flight) forever: {actions:#?}"
+    );
+    assert!(
+        actions[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("deleted")
+    );
+    // And a later retry is answered the same way, not "it is pending".
+    let again = conflict(desk.retry(BRAND, failed.id, &anna).await);
+    assert!(again.contains("deleted"), "{again:?}");
+}
