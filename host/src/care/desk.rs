@@ -228,7 +228,21 @@ impl CareDesk {
         }
         let case = self.case(brand, record.case_id).await?;
         let messages = store.case_messages(brand, record.case_id).await?;
-        let target = pick_target(&case, &messages, Some(&record.target_external_id))?;
+        let target = match pick_target(&case, &messages, Some(&record.target_external_id)) {
+            Ok(target) => target,
+            Err(refusal) => {
+                // The action is `pending` again: end this attempt, or it
+                // would look in flight forever and never be retried.
+                store
+                    .finish_action(
+                        record.id,
+                        &ActionOutcome::Failed(refusal.to_string()),
+                        now_ms(),
+                    )
+                    .await?;
+                return Err(refusal.into());
+            }
+        };
         self.send(&case, record, target, actor, None).await
     }
 
