@@ -288,7 +288,7 @@ async fn a_failed_answer_is_recorded_retried_and_never_sent_twice() {
     assert_eq!(e.channel.as_deref(), Some(CONNECTOR));
     assert_eq!(e.detail["action_id"], failed.id);
     assert_eq!(e.detail["error"], "the channel answered 503");
-    assert_eq!(detail.actions, [failed.clone()]);
+    assert_eq!(detail.actions, std::slice::from_ref(&failed));
 
     let sent = desk.retry(BRAND, failed.id, &anna).await.unwrap();
     assert_eq!(sent.id, failed.id, "a retry is the same action");
