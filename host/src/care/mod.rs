@@ -9,6 +9,7 @@
 //! - [`desk`]: the operations as agents call them, on top of both, including
 //!   answers that go out through a connector's `perform`.
 //! - [`tokens`]: API tokens (random, stored hashed, scoped to a brand).
+//! - [`suite`]: the conformance suite every backend's [`CareStore`] passes.
 //!
 //! See `docs/care.md`.
 

@@ -956,6 +956,32 @@ pub async fn care_reads_are_isolated_per_brand(storage: &dyn Storage) {
     );
     assert_eq!(ids(&all_cases(storage, &theirs).await), [their_case.id]);
     assert_eq!(ids(&all_cases(storage, &ours).await), [case.id]);
+    // A brand whose name extends ours (the index keys brands by name):
+    // neither sees the other.
+    let longer = format!("{ours}-nl");
+    ingest(
+        storage,
+        &owner(&longer, "x"),
+        &[inbound("m1", "t1", "langer zeppelin", T0)],
+        &[],
+        &[],
+    )
+    .await;
+    let longer_case = case_of_thread(storage, &longer, "t1").await;
+    assert_eq!(
+        care.search(&ours, "zeppelin", 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|h| h.case_id)
+            .collect::<Vec<_>>(),
+        [case.id]
+    );
+    assert!(care.search(&ours, "langer", 10).await.unwrap().is_empty());
+    assert!(care.search(&longer, "geheim", 10).await.unwrap().is_empty());
+    assert_eq!(ids(&all_cases(storage, &longer).await), [longer_case.id]);
+    assert_eq!(care.case(&longer, case.id).await.unwrap(), None);
+    assert_eq!(ids(&all_cases(storage, &ours).await), [case.id]);
     let unknown = unique_brand("iso-nobody");
     assert!(all_cases(storage, &unknown).await.is_empty());
     assert_eq!(care.case(&unknown, case.id).await.unwrap(), None);
@@ -1365,6 +1391,34 @@ pub async fn search_finds_messages_and_notes(storage: &dyn Storage) {
     assert_eq!(search("pakk*", 2).await.len(), 2);
     assert_eq!(search("pakk*", 1).await.len(), 1);
     assert!(search("onbekendwoord", 10).await.is_empty());
+    // Best match first: the case that is all about it before the one that
+    // mentions it once among many words.
+    ingest(
+        storage,
+        &x,
+        &[
+            inbound(
+                "r1",
+                "mention",
+                "Ik heb een vraag over mijn abonnement, de factuur, de levering \
+                 en nog veel meer dingen waaronder ook een retour van vorige week",
+                T0,
+            ),
+            inbound("r2", "about", "Retour! Retour retour.", T0 + MINUTE),
+        ],
+        &[],
+        &[],
+    )
+    .await;
+    let about = case_of_thread(storage, &brand, "about").await;
+    let mention = case_of_thread(storage, &brand, "mention").await;
+    let hits = search("retour", 10).await;
+    assert_eq!(
+        hits.iter().map(|h| h.case_id).collect::<Vec<_>>(),
+        [about.id, mention.id],
+        "best match first: {hits:#?}"
+    );
+    assert_eq!(hits[0].at, T0 + MINUTE, "the hit's message time");
 
     // Notes are found, as notes.
     let stored = reread(storage, &other).await;
