@@ -681,3 +681,63 @@ async fn a_retry_whose_message_is_gone_leaves_the_action_failed() {
     let again = conflict(desk.retry(BRAND, failed.id, &anna).await);
     assert!(again.contains("deleted"), "{again:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_repeats_and_retries_send_once() {
+    let channel = Recording::failing(1);
+    let (desk, case) = desk_with(
+        &[message("m1", Direction::Inbound, T0)],
+        Arc::clone(&channel),
+    )
+    .await;
+    let desk = Arc::new(desk);
+
+    // Ten clients repeat one request at once: one action, one call.
+    let handles: Vec<_> = (0..10)
+        .map(|_| {
+            let desk = Arc::clone(&desk);
+            tokio::spawn(async move {
+                desk.answer(BRAND, case.id, &agent("anna"), reply("Hoi", Some("same")))
+                    .await
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for handle in handles {
+        match handle.await.unwrap() {
+            Ok(record) => ids.push(record.id),
+            Err(CareError::ChannelFailed(record)) => ids.push(record.id),
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one action for one key: {ids:?}");
+    assert_eq!(channel.calls().len(), 1, "the channel is called once");
+
+    // The call failed; ten retries at once send it once more.
+    let action = ids[0];
+    let handles: Vec<_> = (0..10)
+        .map(|_| {
+            let desk = Arc::clone(&desk);
+            tokio::spawn(async move { desk.retry(BRAND, action, &agent("anna")).await })
+        })
+        .collect();
+    let mut sent = 0;
+    for handle in handles {
+        match handle.await.unwrap() {
+            Ok(record) if record.state == ActionState::Sent => sent += 1,
+            // Another retry is in flight.
+            Err(CareError::Refused(Refusal::Conflict(_))) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(sent >= 1);
+    assert_eq!(channel.calls().len(), 2, "one retry reached the channel");
+    let detail = desk.detail(BRAND, case.id).await.unwrap();
+    assert_eq!(detail.actions.len(), 1);
+    assert_eq!(
+        (detail.actions[0].state, detail.actions[0].attempts),
+        (ActionState::Sent, 2)
+    );
+}
