@@ -1412,6 +1412,81 @@ mod tests {
         assert_eq!(out.duplicates, 1, "deduplication spans restarts");
     }
 
+    /// A queue written before the case workflow (schema version 1) opens
+    /// with its cases workable: waiting since their first message when
+    /// active, nothing waiting when answered, old messages searchable.
+    #[tokio::test]
+    async fn cases_from_schema_1_are_workable_after_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (
+                     version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT;
+                 INSERT INTO schema_migrations VALUES (1, 0);",
+            )
+            .unwrap();
+            for (id, thread, status) in [(1, "thread-1", "new"), (2, "thread-2", "pending")] {
+                conn.execute(
+                    "INSERT INTO cases (id, brand, connector, channel, thread_id, status,
+                         message_count, first_message_at, last_message_at, author, preview)
+                     VALUES (?1, 'acme', 'twitter', 'twitter', ?2, ?3, 1, ?4, ?4, 'sanne_dv',
+                             'Mijn pakket is zoek')",
+                    params![id, thread, status, 1_736_154_000_000_i64 + id],
+                )
+                .unwrap();
+                let mut m = message(&format!("old-{id}"));
+                m.thread_id = thread.to_string();
+                m.text = format!("oude klacht nummer{id}");
+                conn.execute(
+                    "INSERT INTO messages (brand, connector, channel, external_id, thread_id,
+                         case_id, direction, kind, created_at, received_at, author_handle,
+                         text, message_json)
+                     VALUES ('acme', 'twitter', 'twitter', ?1, ?2, ?3, 'inbound',
+                             'direct_message', ?4, ?4, 'sanne_dv', ?5, ?6)",
+                    params![
+                        m.external_id,
+                        thread,
+                        id,
+                        m.created_at,
+                        m.text,
+                        serde_json::to_string(&m).unwrap()
+                    ],
+                )
+                .unwrap();
+            }
+        }
+        let storage = SqliteStorage::open(&path).unwrap();
+        let care = storage.care().unwrap();
+        let new = care.case("acme", 1).await.unwrap().unwrap();
+        assert_eq!(new.waiting_since, Some(new.first_message_at));
+        assert_eq!(
+            (new.priority, new.version, new.assignee.as_deref()),
+            (0, 0, None)
+        );
+        let pending = care.case("acme", 2).await.unwrap().unwrap();
+        assert_eq!(pending.waiting_since, None, "answered: nothing waits");
+        let hits = care.search("acme", "klacht", 10).await.unwrap();
+        assert_eq!(hits.len(), 2, "old messages are indexed: {hits:#?}");
+        let hits = care.search("acme", "nummer2", 10).await.unwrap();
+        assert_eq!(hits.iter().map(|h| h.case_id).collect::<Vec<_>>(), [2]);
+        assert_eq!(care.case_messages("acme", 1).await.unwrap().len(), 1);
+
+        // New messages join the old cases.
+        let mut again = message("new-1");
+        again.thread_id = "thread-2".to_string();
+        let out = storage
+            .commit(&owner(), batch(&[again], None))
+            .await
+            .unwrap();
+        assert_eq!((out.inserted, out.cases_opened), (1, 0));
+        let reopened = care.case("acme", 2).await.unwrap().unwrap();
+        assert_eq!(reopened.status, CaseStatus::New);
+        assert_eq!(reopened.version, 1);
+    }
+
     /// A failure after the messages and cases were written (at the cursor,
     /// the last step) still leaves nothing of the batch behind.
     #[tokio::test]
