@@ -23,6 +23,7 @@ use crate::triage::{Bucket, Reason};
 /// Runs every property against `storage`.
 pub async fn run_all(storage: &dyn Storage) {
     ignored_messages_open_no_case(storage).await;
+    mismatched_triage_is_refused(storage).await;
     triage_sets_and_raises_priority(storage).await;
     inbound_reopens_with_new_priority(storage).await;
     waiting_since_keeps_the_oldest_unanswered(storage).await;
@@ -333,6 +334,31 @@ pub async fn ignored_messages_open_no_case(storage: &dyn Storage) {
     assert_eq!(after.status, CaseStatus::Pending);
     assert_eq!(after.waiting_since, None);
     assert_eq!(after.priority, reopened.priority);
+}
+
+/// A batch whose triage does not match its messages one to one is refused
+/// as a whole: nothing is stored, no case opened.
+pub async fn mismatched_triage_is_refused(storage: &dyn Storage) {
+    let brand = unique_brand("mismatch");
+    let x = owner(&brand, "x");
+    let messages = [inbound("a", "a", "Een", T0), inbound("b", "b", "Twee", T0)];
+    let triage = [triage(50, Bucket::Normal, None, 0.0)];
+    let result = storage
+        .commit(
+            &x,
+            IngestBatch {
+                channel: "twitter",
+                messages: &messages,
+                triage: &triage,
+                updates: &[],
+                next_cursor: Some("c1"),
+            },
+        )
+        .await;
+    assert!(result.is_err(), "two messages, one decision: {result:?}");
+    assert!(storage.messages(&brand, 0).await.unwrap().is_empty());
+    assert!(all_cases(storage, &brand).await.is_empty());
+    assert_eq!(storage.cursor(&x).await.unwrap(), None, "nor the cursor");
 }
 
 /// A case takes the triage of its opening message; a more urgent later

@@ -1211,6 +1211,7 @@ mod tests {
 
     care_suite_tests!(
         ignored_messages_open_no_case,
+        mismatched_triage_is_refused,
         triage_sets_and_raises_priority,
         inbound_reopens_with_new_priority,
         waiting_since_keeps_the_oldest_unanswered,
