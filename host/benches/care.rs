@@ -35,24 +35,118 @@ const BATCH: usize = 1_000;
 
 /// Words customers write (Dutch and English), for text and searches.
 const WORDS: &[&str] = &[
-    "pakket", "bestelling", "levering", "factuur", "retour", "terugbetaling", "klantenservice",
-    "wachten", "kapot", "beschadigd", "vertraging", "bezorger", "adres", "account", "wachtwoord",
-    "inloggen", "storing", "internet", "abonnement", "opzeggen", "korting", "actie", "prijs",
-    "betaling", "ideal", "creditcard", "app", "website", "foutmelding", "winkel", "filiaal",
-    "medewerker", "vriendelijk", "slecht", "geweldig", "teleurgesteld", "boos", "snel",
-    "traag", "nooit", "altijd", "vandaag", "gisteren", "morgen", "week", "maand", "order",
-    "delivery", "invoice", "refund", "broken", "damaged", "late", "waiting", "support",
-    "password", "login", "outage", "subscription", "cancel", "discount", "price", "payment",
-    "card", "error", "store", "staff", "friendly", "terrible", "great", "disappointed",
-    "angry", "fast", "slow", "never", "always", "today", "yesterday", "tomorrow", "phone",
-    "laptop", "tv", "koelkast", "wasmachine", "garantie", "reparatie", "monteur", "afspraak",
-    "chat", "mail", "telefoon", "nummer", "code", "voucher", "cadeaubon", "verzending",
-    "track", "trace", "status", "update", "antwoord", "reactie", "hulp", "help", "vraag",
+    "pakket",
+    "bestelling",
+    "levering",
+    "factuur",
+    "retour",
+    "terugbetaling",
+    "klantenservice",
+    "wachten",
+    "kapot",
+    "beschadigd",
+    "vertraging",
+    "bezorger",
+    "adres",
+    "account",
+    "wachtwoord",
+    "inloggen",
+    "storing",
+    "internet",
+    "abonnement",
+    "opzeggen",
+    "korting",
+    "actie",
+    "prijs",
+    "betaling",
+    "ideal",
+    "creditcard",
+    "app",
+    "website",
+    "foutmelding",
+    "winkel",
+    "filiaal",
+    "medewerker",
+    "vriendelijk",
+    "slecht",
+    "geweldig",
+    "teleurgesteld",
+    "boos",
+    "snel",
+    "traag",
+    "nooit",
+    "altijd",
+    "vandaag",
+    "gisteren",
+    "morgen",
+    "week",
+    "maand",
+    "order",
+    "delivery",
+    "invoice",
+    "refund",
+    "broken",
+    "damaged",
+    "late",
+    "waiting",
+    "support",
+    "password",
+    "login",
+    "outage",
+    "subscription",
+    "cancel",
+    "discount",
+    "price",
+    "payment",
+    "card",
+    "error",
+    "store",
+    "staff",
+    "friendly",
+    "terrible",
+    "great",
+    "disappointed",
+    "angry",
+    "fast",
+    "slow",
+    "never",
+    "always",
+    "today",
+    "yesterday",
+    "tomorrow",
+    "phone",
+    "laptop",
+    "tv",
+    "koelkast",
+    "wasmachine",
+    "garantie",
+    "reparatie",
+    "monteur",
+    "afspraak",
+    "chat",
+    "mail",
+    "telefoon",
+    "nummer",
+    "code",
+    "voucher",
+    "cadeaubon",
+    "verzending",
+    "track",
+    "trace",
+    "status",
+    "update",
+    "antwoord",
+    "reactie",
+    "hulp",
+    "help",
+    "vraag",
 ];
 
 fn text(rng: &mut fastrand::Rng, n: usize) -> String {
     let count = 10 + rng.usize(..10);
-    let mut words: Vec<&str> = (0..count).map(|_| WORDS[rng.usize(..WORDS.len())]).collect();
+    let mut words: Vec<&str> = (0..count)
+        .map(|_| WORDS[rng.usize(..WORDS.len())])
+        .collect();
     // A few rare words make selective searches possible.
     if n.is_multiple_of(97) {
         words.push("zeldzaamwoord");
@@ -213,7 +307,12 @@ fn main() {
         let counts = storage.counts().await.unwrap();
         let have: u64 = counts.iter().map(|c| c.messages).sum();
         if have != MESSAGES as u64 {
-            assert_eq!(have, 0, "{} holds a partial build; run with WEBCARE_BENCH_REBUILD=1", path.display());
+            assert_eq!(
+                have,
+                0,
+                "{} holds a partial build; run with WEBCARE_BENCH_REBUILD=1",
+                path.display()
+            );
             build(&storage).await;
         } else {
             println!("reusing {} ({have} messages)", path.display());
@@ -238,7 +337,11 @@ fn main() {
             }
         }
         let (p50, p99) = percentiles(samples);
-        println!("queue first page (50 of 2,000 cases): p50 {}  p99 {}", ms(p50), ms(p99));
+        println!(
+            "queue first page (50 of 2,000 cases): p50 {}  p99 {}",
+            ms(p50),
+            ms(p99)
+        );
 
         // The same with a status filter (the "new" tab).
         let mut samples = Vec::new();
@@ -254,7 +357,11 @@ fn main() {
             samples.push(t.elapsed());
         }
         let (p50, p99) = percentiles(samples);
-        println!("queue first page, status=new:        p50 {}  p99 {}", ms(p50), ms(p99));
+        println!(
+            "queue first page, status=new:        p50 {}  p99 {}",
+            ms(p50),
+            ms(p99)
+        );
 
         // 2. Full-text search.
         for (label, query) in [
@@ -275,7 +382,11 @@ fn main() {
                     Some(_) => "zeldzaamwoord".to_string(),
                 };
                 let t = Instant::now();
-                hits += desk.search(&brand(rng.usize(..BRANDS)), &q, 20).await.unwrap().len();
+                hits += desk
+                    .search(&brand(rng.usize(..BRANDS)), &q, 20)
+                    .await
+                    .unwrap()
+                    .len();
                 samples.push(t.elapsed());
             }
             let (p50, p99) = percentiles(samples);
@@ -309,7 +420,9 @@ fn main() {
         let agent = Actor::new("bench-agent", Role::Agent);
         let t = Instant::now();
         for (brand, id) in &ids[..2_000] {
-            desk.transition(brand, *id, &agent, Op::Claim).await.unwrap();
+            desk.transition(brand, *id, &agent, Op::Claim)
+                .await
+                .unwrap();
         }
         let one = 2_000.0 / t.elapsed().as_secs_f64();
         let desk = Arc::new(desk);
@@ -321,7 +434,9 @@ fn main() {
             tasks.push(tokio::spawn(async move {
                 let agent = Actor::new("bench-agent", Role::Agent);
                 for (brand, id) in chunk {
-                    desk.transition(&brand, id, &agent, Op::Claim).await.unwrap();
+                    desk.transition(&brand, id, &agent, Op::Claim)
+                        .await
+                        .unwrap();
                 }
             }));
         }
@@ -331,7 +446,9 @@ fn main() {
         let eight = 2_000.0 / t.elapsed().as_secs_f64();
         println!("claims: {one:.0}/s one after another, {eight:.0}/s with 8 agents at once");
         for (brand, id) in &ids[..4_000] {
-            desk.transition(brand, *id, &agent, Op::Release).await.unwrap();
+            desk.transition(brand, *id, &agent, Op::Release)
+                .await
+                .unwrap();
         }
     });
 }

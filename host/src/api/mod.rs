@@ -61,6 +61,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/api/v1/brands/{brand}/search", get(search))
         .route("/api/v1/brands/{brand}/report", get(report))
+        .route(
+            "/api/v1/brands/{brand}/cases/{id}/customer",
+            get(case_customer),
+        )
+        .route("/api/v1/brands/{brand}/customers/{id}", get(customer))
+        .route("/api/v1/brands/{brand}/customers/link", post(link))
+        .route("/api/v1/brands/{brand}/customers/unlink", post(unlink))
         .with_state(shared)
 }
 
@@ -544,4 +551,54 @@ async fn report(
         .map_err(ApiError::from_storage)?;
     let report = crate::care::report::build(&brand, from, to, levels, &rows);
     Ok(json(StatusCode::OK, &report))
+}
+
+async fn case_customer(
+    State(shared): Ctx,
+    principal: Principal,
+    Path((brand, id)): Path<(String, i64)>,
+) -> Result<Response, ApiError> {
+    principal.actor_for(&brand)?;
+    let profile = shared.desk.customer_of_case(&brand, id).await?;
+    Ok(json(StatusCode::OK, &profile))
+}
+
+async fn customer(
+    State(shared): Ctx,
+    principal: Principal,
+    Path((brand, id)): Path<(String, i64)>,
+) -> Result<Response, ApiError> {
+    principal.actor_for(&brand)?;
+    let profile = shared.desk.customer(&brand, id).await?;
+    Ok(json(StatusCode::OK, &profile))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    identities: Vec<crate::care::Identity>,
+}
+
+async fn link(
+    State(shared): Ctx,
+    principal: Principal,
+    Path(brand): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let actor = principal.actor_for(&brand)?;
+    let b: LinkBody = body(&bytes)?;
+    let profile = shared.desk.link(&brand, &actor, &b.identities).await?;
+    Ok(json(StatusCode::OK, &profile))
+}
+
+async fn unlink(
+    State(shared): Ctx,
+    principal: Principal,
+    Path(brand): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let actor = principal.actor_for(&brand)?;
+    let identity: crate::care::Identity = body(&bytes)?;
+    let profile = shared.desk.unlink(&brand, &actor, &identity).await?;
+    Ok(json(StatusCode::OK, &profile))
 }

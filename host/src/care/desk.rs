@@ -7,7 +7,10 @@ use serde::Serialize;
 
 use super::store::{ActionOutcome, CareStore};
 use super::workflow::{self, Op, Refusal};
-use super::{ActionRecord, ActionState, Actor, Case, CaseEvent, CaseQuery, NewAction, SearchHit};
+use super::{
+    ActionRecord, ActionState, Actor, Case, CaseEvent, CaseQuery, CustomerProfile, Identity,
+    LinkedIdentity, NewAction, SearchHit,
+};
 use crate::model::{
     Action, ActionKind, ActionResult, ActionTarget, Direction, Outgoing, TimestampMs,
 };
@@ -213,6 +216,13 @@ impl CareDesk {
         actor: &Actor,
     ) -> Result<ActionRecord, CareError> {
         let store = self.store()?;
+        if !matches!(actor.role, super::Role::Agent | super::Role::Admin) {
+            return Err(Refusal::Forbidden(format!(
+                "role {} may not send answers",
+                actor.role.as_str()
+            ))
+            .into());
+        }
         let Some((record, reopened)) = store.retry_action(brand, action_id, now_ms()).await? else {
             return Err(CareError::NotFound);
         };
@@ -228,8 +238,135 @@ impl CareDesk {
         }
         let case = self.case(brand, record.case_id).await?;
         let messages = store.case_messages(brand, record.case_id).await?;
-        let target = pick_target(&case, &messages, Some(&record.target_external_id))?;
+        // The same rules as a new answer: not on a closed case, not on a
+        // colleague's.
+        let target = match workflow::may_answer(&case, actor)
+            .and_then(|()| pick_target(&case, &messages, Some(&record.target_external_id)))
+        {
+            Ok(target) => target,
+            Err(refusal) => {
+                // The action is `pending` again: end this attempt, or it
+                // would look in flight forever and never be retried.
+                store
+                    .finish_action(
+                        record.id,
+                        &ActionOutcome::Failed(refusal.to_string()),
+                        now_ms(),
+                    )
+                    .await?;
+                return Err(refusal.into());
+            }
+        };
         self.send(&case, record, target, actor, None).await
+    }
+
+    /// Customer profile `id` of `brand`.
+    pub async fn customer(&self, brand: &str, id: i64) -> Result<CustomerProfile, CareError> {
+        self.store()?
+            .customer(brand, id)
+            .await?
+            .ok_or(CareError::NotFound)
+    }
+
+    /// The profile of the customer who opened case `case_id`: their linked
+    /// profile, or a profile of this one identity when none links it.
+    pub async fn customer_of_case(
+        &self,
+        brand: &str,
+        case_id: i64,
+    ) -> Result<CustomerProfile, CareError> {
+        let store = self.store()?;
+        let case = self.case(brand, case_id).await?;
+        let messages = store.case_messages(brand, case_id).await?;
+        let Some(first) = messages
+            .iter()
+            .find(|m| m.message.direction == Direction::Inbound)
+        else {
+            return Err(
+                Refusal::Conflict(format!("case {} has no customer message", case.id)).into(),
+            );
+        };
+        let identity = Identity {
+            connector: first.connector.clone(),
+            author_id: first.message.author.id.clone(),
+        };
+        if let Some(id) = store.customer_of(brand, &identity).await? {
+            return self.customer(brand, id).await;
+        }
+        let author = &first.message.author;
+        Ok(CustomerProfile {
+            id: None,
+            display_name: if author.display_name.is_empty() {
+                author.handle.clone()
+            } else {
+                author.display_name.clone()
+            },
+            email: None,
+            identities: vec![LinkedIdentity {
+                connector: identity.connector.clone(),
+                author_id: identity.author_id.clone(),
+                handle: author.handle.clone(),
+                linked_by: String::new(),
+                linked_at: first.received_at,
+            }],
+            cases: store.identity_cases(brand, &identity).await?,
+            events: Vec::new(),
+        })
+    }
+
+    /// Links identities into one customer profile (by hand; audited).
+    pub async fn link(
+        &self,
+        brand: &str,
+        actor: &Actor,
+        identities: &[Identity],
+    ) -> Result<CustomerProfile, CareError> {
+        let store = self.store()?;
+        require_worker(actor, "link customer identities")?;
+        let mut unique = identities.to_vec();
+        unique.sort();
+        unique.dedup();
+        if unique.len() < 2 {
+            return Err(
+                Refusal::Invalid("give at least two different identities to link".into()).into(),
+            );
+        }
+        for identity in &unique {
+            if store.identity_seen(brand, identity).await?.is_none() {
+                return Err(Refusal::Invalid(format!(
+                    "no message of {:?} on {:?} in this brand",
+                    identity.author_id, identity.connector
+                ))
+                .into());
+            }
+        }
+        let id = store
+            .link_identities(brand, &unique, &actor.name, now_ms())
+            .await?;
+        self.customer(brand, id).await
+    }
+
+    /// Takes an identity out of its profile (audited). Returns the profile
+    /// it now has alone.
+    pub async fn unlink(
+        &self,
+        brand: &str,
+        actor: &Actor,
+        identity: &Identity,
+    ) -> Result<CustomerProfile, CareError> {
+        let store = self.store()?;
+        require_worker(actor, "unlink customer identities")?;
+        match store
+            .unlink_identity(brand, identity, &actor.name, now_ms())
+            .await?
+        {
+            Some(id) => self.customer(brand, id).await,
+            None => Err(Refusal::Conflict(format!(
+                "{:?} on {:?} is not linked to other identities",
+                identity.author_id, identity.connector
+            ))
+            .into()),
+        }
     }
 
     async fn send(
@@ -290,6 +427,17 @@ impl CareDesk {
             ActionOutcome::Sent(_) => Ok(record),
             ActionOutcome::Failed(_) => Err(CareError::ChannelFailed(Box::new(record))),
         }
+    }
+}
+
+fn require_worker(actor: &Actor, what: &str) -> Result<(), Refusal> {
+    if matches!(actor.role, super::Role::Agent | super::Role::Admin) {
+        Ok(())
+    } else {
+        Err(Refusal::Forbidden(format!(
+            "role {} may not {what}",
+            actor.role.as_str()
+        )))
     }
 }
 

@@ -11,13 +11,17 @@
 //! - [`tokens`]: API tokens (random, stored hashed, scoped to a brand).
 //! - [`sla`]: service-level clocks of cases in the brand's working hours.
 //! - [`report`]: a brand's figures for a period.
+//! - [`suite`]: the conformance suite every backend's [`CareStore`] passes.
 //!
 //! See `docs/care.md`.
 
 pub mod desk;
+#[cfg(test)]
+mod desk_tests;
 pub mod report;
 pub mod sla;
 pub mod store;
+pub mod suite;
 pub mod tokens;
 pub mod workflow;
 
@@ -255,4 +259,48 @@ pub struct SearchHit {
     /// The matching text with the hits marked `[…]`.
     pub snippet: String,
     pub at: TimestampMs,
+}
+
+/// One identity of a customer on one channel: the connector and the
+/// channel's id for the author.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Identity {
+    pub connector: String,
+    pub author_id: String,
+}
+
+/// An identity as linked to a customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkedIdentity {
+    pub connector: String,
+    pub author_id: String,
+    /// The author's handle when the identity was linked.
+    pub handle: String,
+    /// Who linked it: an agent, or `webcare (e-mail)` for automatic links.
+    pub linked_by: String,
+    pub linked_at: TimestampMs,
+}
+
+/// What happened to a customer profile (links, unlinks, merges).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomerEvent {
+    pub at: TimestampMs,
+    pub actor: String,
+    pub kind: String,
+    pub detail: serde_json::Value,
+}
+
+/// One customer across channels: their identities, and every case they
+/// wrote in, side by side.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomerProfile {
+    /// `None` for an identity no profile links yet (a profile of one).
+    pub id: Option<i64>,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub identities: Vec<LinkedIdentity>,
+    /// Cases with an inbound message of any of the identities, newest
+    /// activity first.
+    pub cases: Vec<Case>,
+    pub events: Vec<CustomerEvent>,
 }

@@ -8,7 +8,8 @@
 
 use super::report::ReportRows;
 use super::{
-    ActionRecord, ActionState, Case, CaseEvent, CaseQuery, NewAction, NewEvent, Role, SearchHit,
+    ActionRecord, ActionState, Case, CaseEvent, CaseQuery, CustomerProfile, Identity, NewAction,
+    NewEvent, Role, SearchHit,
 };
 use crate::model::{ActionResult, TimestampMs};
 use crate::queue::{StorageError, StoredMessage};
@@ -125,6 +126,54 @@ pub trait CareStore: Send + Sync {
         to: TimestampMs,
         connector: Option<&str>,
     ) -> Result<ReportRows, StorageError>;
+
+    /// The customer profile `id` of `brand` with its identities, cases and
+    /// events.
+    async fn customer(&self, brand: &str, id: i64)
+    -> Result<Option<CustomerProfile>, StorageError>;
+
+    /// The customer an identity is linked to.
+    async fn customer_of(
+        &self,
+        brand: &str,
+        identity: &Identity,
+    ) -> Result<Option<i64>, StorageError>;
+
+    /// Cases in which `identity` wrote, newest activity first.
+    async fn identity_cases(
+        &self,
+        brand: &str,
+        identity: &Identity,
+    ) -> Result<Vec<Case>, StorageError>;
+
+    /// The author's latest handle and display name on a channel; `None`
+    /// when the brand never had a message of this identity.
+    async fn identity_seen(
+        &self,
+        brand: &str,
+        identity: &Identity,
+    ) -> Result<Option<(String, String)>, StorageError>;
+
+    /// Links `identities` (all seen in `brand`, at least two) into one
+    /// customer: the oldest of their profiles, into which the others are
+    /// merged, or a new one. Audited as `actor`. Returns the customer id.
+    async fn link_identities(
+        &self,
+        brand: &str,
+        identities: &[Identity],
+        actor: &str,
+        at: TimestampMs,
+    ) -> Result<i64, StorageError>;
+
+    /// Takes `identity` out of its customer profile into a profile of its
+    /// own (audited on both). `Ok(None)`: it was not linked.
+    async fn unlink_identity(
+        &self,
+        brand: &str,
+        identity: &Identity,
+        actor: &str,
+        at: TimestampMs,
+    ) -> Result<Option<i64>, StorageError>;
 
     async fn create_token(&self, token: &NewToken) -> Result<TokenRecord, StorageError>;
 

@@ -196,6 +196,45 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO search_index (rowid, body, brand, case_id, source, at)
         SELECT id, text, hex(brand), case_id, 'message', created_at
         FROM messages WHERE case_id IS NOT NULL;
+
+    -- One customer across channels: an identity is (connector, the
+    -- channel's author id); identities linked to one customer profile
+    -- automatically by an e-mail address the channel gives, or by hand.
+    ALTER TABLE messages ADD COLUMN author_id TEXT;
+    UPDATE messages SET author_id = json_extract(message_json, '$.author.id');
+    CREATE INDEX messages_by_author ON messages (brand, connector, author_id);
+
+    CREATE TABLE customers (
+        id           INTEGER PRIMARY KEY,
+        brand        TEXT    NOT NULL,
+        display_name TEXT    NOT NULL,
+        email        TEXT,
+        created_at   INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX customers_by_email ON customers (brand, email) WHERE email IS NOT NULL;
+
+    CREATE TABLE customer_identities (
+        brand        TEXT    NOT NULL,
+        connector    TEXT    NOT NULL,
+        author_id    TEXT    NOT NULL,
+        handle       TEXT    NOT NULL,
+        customer_id  INTEGER NOT NULL REFERENCES customers (id),
+        linked_by    TEXT    NOT NULL,
+        linked_at    INTEGER NOT NULL,
+        PRIMARY KEY (brand, connector, author_id)
+    ) STRICT;
+    CREATE INDEX customer_identities_by_customer ON customer_identities (customer_id);
+
+    CREATE TABLE customer_events (
+        id          INTEGER PRIMARY KEY,
+        brand       TEXT    NOT NULL,
+        customer_id INTEGER NOT NULL,
+        at          INTEGER NOT NULL,
+        actor       TEXT    NOT NULL,
+        kind        TEXT    NOT NULL,
+        detail      TEXT    NOT NULL
+    ) STRICT;
+    CREATE INDEX customer_events_by_customer ON customer_events (customer_id, id);
     "#,
 ];
 
@@ -496,13 +535,18 @@ pub(super) fn sql_limit(limit: usize) -> i64 {
 
 /// A message ready to insert: serialised before the blocking call, because
 /// the batch borrows from the caller and cannot move to another thread.
-struct MessageRow {
+pub(super) struct MessageRow {
     external_id: String,
     thread_id: String,
     direction: Direction,
     kind: &'static str,
     created_at: TimestampMs,
-    author_handle: String,
+    pub(super) author_handle: String,
+    pub(super) author_id: String,
+    /// An address the channel gives for the author: links the author's
+    /// identity to the customer profile with that address.
+    pub(super) author_email: Option<String>,
+    pub(super) author_name: String,
     text: String,
     json: String,
     triage: TriageRow,
@@ -550,6 +594,19 @@ impl MessageRow {
             kind: kind_name(message.kind),
             created_at: message.created_at,
             author_handle: message.author.handle.clone(),
+            author_id: message.author.id.clone(),
+            author_email: message
+                .author
+                .email
+                .as_deref()
+                .map(str::trim)
+                .filter(|e| e.contains('@'))
+                .map(str::to_lowercase),
+            author_name: if message.author.display_name.is_empty() {
+                message.author.handle.clone()
+            } else {
+                message.author.display_name.clone()
+            },
             text: message.text.clone(),
             json: to_json(message)?,
             triage: TriageRow::new(triage)?,
@@ -653,8 +710,9 @@ impl CommitWork {
         let mut insert_message = prepare(
             "INSERT INTO messages (brand, connector, channel, external_id, thread_id, case_id,
                                    direction, kind, created_at, received_at, author_handle,
-                                   text, message_json, priority, triage, ignored)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                                   text, message_json, priority, triage, ignored, author_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                     ?17)
              ON CONFLICT (brand, connector, external_id) DO NOTHING",
         )?;
         // Inbound activity: the case's first message may turn out to be an
@@ -742,6 +800,7 @@ impl CommitWork {
                     t.priority,
                     t.json,
                     t.ignore,
+                    m.author_id,
                 ])
                 .or_storage(what)?;
             if inserted == 0 {
@@ -750,6 +809,12 @@ impl CommitWork {
             }
             outcome.inserted += 1;
             let message_id = tx.last_insert_rowid();
+            if m.direction == Direction::Inbound
+                && let Some(email) = &m.author_email
+            {
+                super::sqlite_care::link_by_email(tx, brand, connector, m, email, received_at)
+                    .or_storage(what)?;
+            }
             let quiet = m.direction == Direction::Outbound || t.ignore;
             if t.ignore {
                 outcome.ignored += 1;
@@ -1237,6 +1302,44 @@ mod tests {
         suite::run_all(&storage).await;
     }
 
+    /// One test per case-workflow property, each on a fresh database.
+    macro_rules! care_suite_tests {
+        ($($property:ident),* $(,)?) => {
+            mod care_suite {
+                use super::*;
+                $(
+                    #[tokio::test]
+                    async fn $property() {
+                        let storage = SqliteStorage::in_memory().expect("in-memory database");
+                        crate::care::suite::$property(&storage).await;
+                    }
+                )*
+            }
+        };
+    }
+
+    care_suite_tests!(
+        ignored_messages_open_no_case,
+        mismatched_triage_is_refused,
+        triage_sets_and_raises_priority,
+        inbound_reopens_with_new_priority,
+        waiting_since_keeps_the_oldest_unanswered,
+        outbound_never_changes_priority,
+        write_case_is_compare_and_swap,
+        care_reads_are_isolated_per_brand,
+        case_list_orders_filters_and_pages,
+        actions_are_idempotent_and_retried,
+        search_finds_messages_and_notes,
+        search_input_is_never_syntax,
+        tokens_create_list_revoke,
+    );
+
+    #[tokio::test]
+    async fn whole_care_suite_shares_one_database() {
+        let storage = SqliteStorage::in_memory().expect("in-memory database");
+        crate::care::suite::run_all(&storage).await;
+    }
+
     fn owner() -> ConnectorId {
         ConnectorId {
             brand: "acme".to_string(),
@@ -1417,6 +1520,81 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out.duplicates, 1, "deduplication spans restarts");
+    }
+
+    /// A queue written before the case workflow (schema version 1) opens
+    /// with its cases workable: waiting since their first message when
+    /// active, nothing waiting when answered, old messages searchable.
+    #[tokio::test]
+    async fn cases_from_schema_1_are_workable_after_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (
+                     version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT;
+                 INSERT INTO schema_migrations VALUES (1, 0);",
+            )
+            .unwrap();
+            for (id, thread, status) in [(1, "thread-1", "new"), (2, "thread-2", "pending")] {
+                conn.execute(
+                    "INSERT INTO cases (id, brand, connector, channel, thread_id, status,
+                         message_count, first_message_at, last_message_at, author, preview)
+                     VALUES (?1, 'acme', 'twitter', 'twitter', ?2, ?3, 1, ?4, ?4, 'sanne_dv',
+                             'Mijn pakket is zoek')",
+                    params![id, thread, status, 1_736_154_000_000_i64 + id],
+                )
+                .unwrap();
+                let mut m = message(&format!("old-{id}"));
+                m.thread_id = thread.to_string();
+                m.text = format!("oude klacht nummer{id}");
+                conn.execute(
+                    "INSERT INTO messages (brand, connector, channel, external_id, thread_id,
+                         case_id, direction, kind, created_at, received_at, author_handle,
+                         text, message_json)
+                     VALUES ('acme', 'twitter', 'twitter', ?1, ?2, ?3, 'inbound',
+                             'direct_message', ?4, ?4, 'sanne_dv', ?5, ?6)",
+                    params![
+                        m.external_id,
+                        thread,
+                        id,
+                        m.created_at,
+                        m.text,
+                        serde_json::to_string(&m).unwrap()
+                    ],
+                )
+                .unwrap();
+            }
+        }
+        let storage = SqliteStorage::open(&path).unwrap();
+        let care = storage.care().unwrap();
+        let new = care.case("acme", 1).await.unwrap().unwrap();
+        assert_eq!(new.waiting_since, Some(new.first_message_at));
+        assert_eq!(
+            (new.priority, new.version, new.assignee.as_deref()),
+            (0, 0, None)
+        );
+        let pending = care.case("acme", 2).await.unwrap().unwrap();
+        assert_eq!(pending.waiting_since, None, "answered: nothing waits");
+        let hits = care.search("acme", "klacht", 10).await.unwrap();
+        assert_eq!(hits.len(), 2, "old messages are indexed: {hits:#?}");
+        let hits = care.search("acme", "nummer2", 10).await.unwrap();
+        assert_eq!(hits.iter().map(|h| h.case_id).collect::<Vec<_>>(), [2]);
+        assert_eq!(care.case_messages("acme", 1).await.unwrap().len(), 1);
+
+        // New messages join the old cases.
+        let mut again = message("new-1");
+        again.thread_id = "thread-2".to_string();
+        let out = storage
+            .commit(&owner(), batch(&[again], None))
+            .await
+            .unwrap();
+        assert_eq!((out.inserted, out.cases_opened), (1, 0));
+        let reopened = care.case("acme", 2).await.unwrap().unwrap();
+        assert_eq!(reopened.status, CaseStatus::New);
+        assert_eq!(reopened.version, 1);
     }
 
     /// A failure after the messages and cases were written (at the cursor,

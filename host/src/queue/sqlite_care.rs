@@ -7,12 +7,13 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
-use super::sqlite::{JsonMessage, OrStorage, SqliteStorage, sql_limit};
+use super::sqlite::{JsonMessage, MessageRow, OrStorage, SqliteStorage, sql_limit};
 use super::{CaseStatus, StorageError, StoredMessage};
 use crate::care::report::{ReportCase, ReportMessage, ReportRows};
 use crate::care::store::{ActionOutcome, CareStore, NewToken, TokenRecord, action_state};
 use crate::care::{
-    ActionRecord, Case, CaseEvent, CaseQuery, Escalation, NewAction, NewEvent, Role, SearchHit,
+    ActionRecord, Case, CaseEvent, CaseQuery, CustomerEvent, CustomerProfile, Escalation, Identity,
+    LinkedIdentity, NewAction, NewEvent, Role, SearchHit,
 };
 use crate::model::TimestampMs;
 use crate::triage::{Bucket, Reason};
@@ -172,6 +173,160 @@ fn fts_query(brand: &str, query: &str) -> Option<String> {
         hex::encode_upper(brand.as_bytes()),
         terms.join(" AND ")
     ))
+}
+
+fn customer_of(
+    conn: &Connection,
+    brand: &str,
+    identity: &Identity,
+) -> Result<Option<i64>, StorageError> {
+    conn.prepare_cached(
+        "SELECT customer_id FROM customer_identities
+         WHERE brand = ?1 AND connector = ?2 AND author_id = ?3",
+    )
+    .and_then(|mut s| {
+        s.query_row(
+            params![brand, identity.connector, identity.author_id],
+            |r| r.get(0),
+        )
+        .optional()
+    })
+    .or_storage(format_args!(
+        "finding the customer of {}",
+        identity.author_id
+    ))
+}
+
+/// The latest handle and display name of an identity in the brand's
+/// messages.
+fn identity_seen(
+    conn: &Connection,
+    brand: &str,
+    identity: &Identity,
+) -> Result<Option<(String, String)>, StorageError> {
+    conn.prepare_cached(
+        "SELECT author_handle,
+                COALESCE(NULLIF(json_extract(message_json, '$.author.display_name'), ''),
+                         author_handle)
+         FROM messages WHERE brand = ?1 AND connector = ?2 AND author_id = ?3
+         ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .and_then(|mut s| {
+        s.query_row(
+            params![brand, identity.connector, identity.author_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+    })
+    .or_storage(format_args!("looking up {}", identity.author_id))
+}
+
+fn cases_of_identity(
+    conn: &Connection,
+    brand: &str,
+    connector: &str,
+    author_id: &str,
+) -> Result<Vec<Case>, StorageError> {
+    conn.prepare_cached(&format!(
+        "SELECT {CASE_COLUMNS} FROM cases WHERE brand = ?1 AND id IN (
+             SELECT case_id FROM messages
+             WHERE brand = ?1 AND connector = ?2 AND author_id = ?3
+               AND direction = 'inbound' AND case_id IS NOT NULL)
+         ORDER BY last_message_at DESC, id DESC"
+    ))
+    .and_then(|mut s| {
+        s.query_map(params![brand, connector, author_id], case_from_row)?
+            .collect()
+    })
+    .or_storage(format_args!("listing the cases of {author_id}"))
+}
+
+fn customer_event(
+    conn: &Connection,
+    brand: &str,
+    customer: i64,
+    at: TimestampMs,
+    actor: &str,
+    kind: &str,
+    detail: &serde_json::Value,
+) -> Result<(), StorageError> {
+    conn.prepare_cached(
+        "INSERT INTO customer_events (brand, customer_id, at, actor, kind, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            brand,
+            customer,
+            at,
+            actor,
+            kind,
+            detail.to_string()
+        ])
+    })
+    .map(drop)
+    .or_storage(format_args!("recording a change of customer {customer}"))
+}
+
+/// At ingest: links the author of an inbound message to the customer
+/// profile with the address the channel gave (creating the profile), unless
+/// the identity is linked already (also after a manual unlink, which the
+/// next message must not undo).
+pub(super) fn link_by_email(
+    tx: &Connection,
+    brand: &str,
+    connector: &str,
+    m: &MessageRow,
+    email: &str,
+    at: TimestampMs,
+) -> rusqlite::Result<()> {
+    let linked: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM customer_identities
+                            WHERE brand = ?1 AND connector = ?2 AND author_id = ?3)",
+        )?
+        .query_row(params![brand, connector, m.author_id], |r| r.get(0))?;
+    if linked {
+        return Ok(());
+    }
+    let existing: Option<i64> = tx
+        .prepare_cached("SELECT MIN(id) FROM customers WHERE brand = ?1 AND email = ?2")?
+        .query_row(params![brand, email], |r| r.get(0))?;
+    let customer = match existing {
+        Some(id) => id,
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO customers (brand, display_name, email, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![brand, m.author_name, email, at])?;
+            tx.last_insert_rowid()
+        }
+    };
+    tx.prepare_cached(
+        "INSERT INTO customer_identities
+             (brand, connector, author_id, handle, customer_id, linked_by, linked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'webcare (e-mail)', ?6)",
+    )?
+    .execute(params![
+        brand,
+        connector,
+        m.author_id,
+        m.author_handle,
+        customer,
+        at
+    ])?;
+    let detail = serde_json::json!({
+        "identities": [{"connector": connector, "author_id": m.author_id}],
+        "by": "email",
+        "email": email,
+    });
+    tx.prepare_cached(
+        "INSERT INTO customer_events (brand, customer_id, at, actor, kind, detail)
+         VALUES (?1, ?2, ?3, 'webcare (e-mail)', 'linked', ?4)",
+    )?
+    .execute(params![brand, customer, at, detail.to_string()])?;
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -489,55 +644,42 @@ impl CareStore for SqliteStorage {
         };
         let brand = brand.to_string();
         self.run(move |conn| {
+            // Best hit per case: every matching row best first, keeping each
+            // case's first until `limit` cases are found. (FTS5's snippet()
+            // cannot run under a window function, so the per-case pick is
+            // done here rather than with row_number() in SQL.) The brand
+            // term in the query already restricts the match to this brand;
+            // the join re-checks it.
             let what = format_args!("searching the cases of brand {brand:?}");
-            // Best hit per case: rank every matching row, keep each case's
-            // first. The brand term in the query already restricts the
-            // match to this brand; the join re-checks it. FTS5's auxiliary
-            // functions cannot sit next to a window function, hence the
-            // materialised step; snippets are made for the hits only.
-            let hits: Vec<(i64, SearchHit)> = conn
+            let mut statement = conn
                 .prepare_cached(
-                    "WITH m AS MATERIALIZED (
-                         SELECT rowid AS row, case_id, source, at, rank AS score
-                         FROM search_index WHERE search_index MATCH ?1),
-                     h AS (SELECT *, row_number() OVER (PARTITION BY case_id
-                                                        ORDER BY score, row) AS n
-                           FROM m)
-                     SELECT h.row, c.id, c.status, h.source, h.at FROM h
-                     JOIN cases AS c ON c.id = h.case_id AND c.brand = ?2
-                     WHERE h.n = 1
-                     ORDER BY h.score, c.id LIMIT ?3",
-                )
-                .and_then(|mut s| {
-                    s.query_map(params![fts, brand, sql_limit(limit)], |row| {
-                        Ok((
-                            row.get(0)?,
-                            SearchHit {
-                                case_id: row.get(1)?,
-                                status: row.get::<_, CaseStatus>(2)?,
-                                source: row.get(3)?,
-                                snippet: String::new(),
-                                at: row.get(4)?,
-                            },
-                        ))
-                    })?
-                    .collect()
-                })
-                .or_storage(what)?;
-            let mut snippet = conn
-                .prepare_cached(
-                    "SELECT snippet(search_index, 0, '[', ']', '…', 16) FROM search_index
-                     WHERE search_index MATCH ?1 AND rowid = ?2",
+                    "SELECT c.id, c.status, search_index.source,
+                            snippet(search_index, 0, '[', ']', '…', 16), search_index.at
+                     FROM search_index
+                     JOIN cases AS c ON c.id = search_index.case_id AND c.brand = ?2
+                     WHERE search_index MATCH ?1
+                     ORDER BY rank",
                 )
                 .or_storage(what)?;
-            hits.into_iter()
-                .map(|(row, mut hit)| {
-                    hit.snippet = snippet
-                        .query_row(params![fts, row], |r| r.get(0))
-                        .or_storage(what)?;
-                    Ok(hit)
-                })
-                .collect()
+            let mut rows = statement.query(params![fts, brand]).or_storage(what)?;
+            let mut seen = std::collections::HashSet::new();
+            let mut hits = Vec::new();
+            while hits.len() < limit
+                && let Some(row) = rows.next().or_storage(what)?
+            {
+                let case_id: i64 = row.get(0).or_storage(what)?;
+                if !seen.insert(case_id) {
+                    continue;
+                }
+                hits.push(SearchHit {
+                    case_id,
+                    status: row.get::<_, CaseStatus>(1).or_storage(what)?,
+                    source: row.get(2).or_storage(what)?,
+                    snippet: row.get(3).or_storage(what)?,
+                    at: row.get(4).or_storage(what)?,
+                });
+            }
+            Ok(hits)
         })
         .await
     }
@@ -594,6 +736,265 @@ impl CareStore for SqliteStorage {
                 })
                 .or_storage(what)?;
             Ok(ReportRows { cases, messages })
+        })
+        .await
+    }
+
+    async fn customer(
+        &self,
+        brand: &str,
+        id: i64,
+    ) -> Result<Option<CustomerProfile>, StorageError> {
+        let brand = brand.to_string();
+        self.run(move |conn| {
+            let what = format_args!("reading customer {id} of brand {brand:?}");
+            let head: Option<(String, Option<String>)> = conn
+                .prepare_cached(
+                    "SELECT display_name, email FROM customers WHERE brand = ?1 AND id = ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![brand, id], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .or_storage(what)?;
+            let Some((display_name, email)) = head else {
+                return Ok(None);
+            };
+            let identities: Vec<LinkedIdentity> = conn
+                .prepare_cached(
+                    "SELECT connector, author_id, handle, linked_by, linked_at
+                     FROM customer_identities WHERE brand = ?1 AND customer_id = ?2
+                     ORDER BY linked_at, connector, author_id",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![brand, id], |r| {
+                        Ok(LinkedIdentity {
+                            connector: r.get(0)?,
+                            author_id: r.get(1)?,
+                            handle: r.get(2)?,
+                            linked_by: r.get(3)?,
+                            linked_at: r.get(4)?,
+                        })
+                    })?
+                    .collect()
+                })
+                .or_storage(what)?;
+            let mut cases = Vec::new();
+            for identity in &identities {
+                cases.extend(cases_of_identity(
+                    conn,
+                    &brand,
+                    &identity.connector,
+                    &identity.author_id,
+                )?);
+            }
+            cases.sort_by(|a: &Case, b: &Case| {
+                b.last_message_at
+                    .cmp(&a.last_message_at)
+                    .then(b.id.cmp(&a.id))
+            });
+            cases.dedup_by_key(|c| c.id);
+            let events = conn
+                .prepare_cached(
+                    "SELECT at, actor, kind, detail FROM customer_events
+                     WHERE brand = ?1 AND customer_id = ?2 ORDER BY id",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![brand, id], |r| {
+                        Ok(CustomerEvent {
+                            at: r.get(0)?,
+                            actor: r.get(1)?,
+                            kind: r.get(2)?,
+                            detail: json_column(r, 3)?,
+                        })
+                    })?
+                    .collect()
+                })
+                .or_storage(what)?;
+            Ok(Some(CustomerProfile {
+                id: Some(id),
+                display_name,
+                email,
+                identities,
+                cases,
+                events,
+            }))
+        })
+        .await
+    }
+
+    async fn customer_of(
+        &self,
+        brand: &str,
+        identity: &Identity,
+    ) -> Result<Option<i64>, StorageError> {
+        let (brand, identity) = (brand.to_string(), identity.clone());
+        self.run(move |conn| customer_of(conn, &brand, &identity))
+            .await
+    }
+
+    async fn identity_cases(
+        &self,
+        brand: &str,
+        identity: &Identity,
+    ) -> Result<Vec<Case>, StorageError> {
+        let (brand, identity) = (brand.to_string(), identity.clone());
+        self.run(move |conn| {
+            cases_of_identity(conn, &brand, &identity.connector, &identity.author_id)
+        })
+        .await
+    }
+
+    async fn identity_seen(
+        &self,
+        brand: &str,
+        identity: &Identity,
+    ) -> Result<Option<(String, String)>, StorageError> {
+        let (brand, identity) = (brand.to_string(), identity.clone());
+        self.run(move |conn| identity_seen(conn, &brand, &identity))
+            .await
+    }
+
+    async fn link_identities(
+        &self,
+        brand: &str,
+        identities: &[Identity],
+        actor: &str,
+        at: TimestampMs,
+    ) -> Result<i64, StorageError> {
+        let (brand, identities, actor) =
+            (brand.to_string(), identities.to_vec(), actor.to_string());
+        self.run(move |conn| {
+            let what = format_args!("linking identities of brand {brand:?}");
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .or_storage(what)?;
+            let mut existing = Vec::new();
+            let mut seen = Vec::new();
+            for identity in &identities {
+                let Some(names) = identity_seen(&tx, &brand, identity)? else {
+                    return Err(StorageError::Query(format!(
+                        "brand {brand:?} never had a message of {} on {}",
+                        identity.author_id, identity.connector
+                    )));
+                };
+                if let Some(customer) = customer_of(&tx, &brand, identity)? {
+                    existing.push(customer);
+                }
+                seen.push((identity, names));
+            }
+            existing.sort_unstable();
+            existing.dedup();
+            let survivor = match existing.first() {
+                Some(&id) => id,
+                None => {
+                    tx.prepare_cached(
+                        "INSERT INTO customers (brand, display_name, created_at) VALUES (?1, ?2, ?3)",
+                    )
+                    .and_then(|mut s| s.execute(params![brand, seen[0].1.1, at]))
+                    .or_storage(what)?;
+                    tx.last_insert_rowid()
+                }
+            };
+            let merged: Vec<i64> = existing.iter().copied().filter(|&c| c != survivor).collect();
+            for other in &merged {
+                tx.prepare_cached(
+                    "UPDATE customer_identities SET customer_id = ?3
+                     WHERE brand = ?1 AND customer_id = ?2",
+                )
+                .and_then(|mut s| s.execute(params![brand, other, survivor]))
+                .or_storage(what)?;
+                // The merged profile's address carries over if the survivor has none.
+                tx.prepare_cached(
+                    "UPDATE customers SET email = COALESCE(email,
+                         (SELECT email FROM customers WHERE brand = ?1 AND id = ?2))
+                     WHERE brand = ?1 AND id = ?3",
+                )
+                .and_then(|mut s| s.execute(params![brand, other, survivor]))
+                .or_storage(what)?;
+                customer_event(&tx, &brand, *other, at, &actor, "merged_into", &serde_json::json!({ "customer": survivor }))?;
+            }
+            for (identity, (handle, _)) in &seen {
+                tx.prepare_cached(
+                    "INSERT INTO customer_identities
+                         (brand, connector, author_id, handle, customer_id, linked_by, linked_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (brand, connector, author_id) DO NOTHING",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        brand,
+                        identity.connector,
+                        identity.author_id,
+                        handle,
+                        survivor,
+                        actor,
+                        at
+                    ])
+                })
+                .or_storage(what)?;
+            }
+            customer_event(
+                &tx,
+                &brand,
+                survivor,
+                at,
+                &actor,
+                "linked",
+                &serde_json::json!({ "identities": identities, "merged": merged }),
+            )?;
+            tx.commit().or_storage(what)?;
+            Ok(survivor)
+        })
+        .await
+    }
+
+    async fn unlink_identity(
+        &self,
+        brand: &str,
+        identity: &Identity,
+        actor: &str,
+        at: TimestampMs,
+    ) -> Result<Option<i64>, StorageError> {
+        let (brand, identity, actor) = (brand.to_string(), identity.clone(), actor.to_string());
+        self.run(move |conn| {
+            let what = format_args!("unlinking an identity of brand {brand:?}");
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .or_storage(what)?;
+            let Some(old) = customer_of(&tx, &brand, &identity)? else {
+                return Ok(None);
+            };
+            let others: i64 = tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM customer_identities WHERE brand = ?1 AND customer_id = ?2",
+                )
+                .and_then(|mut s| s.query_row(params![brand, old], |r| r.get(0)))
+                .or_storage(what)?;
+            if others <= 1 {
+                // Alone in its profile already: nothing to take it out of.
+                return Ok(None);
+            }
+            let (_, name) = identity_seen(&tx, &brand, &identity)?.unwrap_or_default();
+            tx.prepare_cached(
+                "INSERT INTO customers (brand, display_name, created_at) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![brand, name, at]))
+            .or_storage(what)?;
+            let new = tx.last_insert_rowid();
+            tx.prepare_cached(
+                "UPDATE customer_identities SET customer_id = ?4, linked_by = ?5, linked_at = ?6
+                 WHERE brand = ?1 AND connector = ?2 AND author_id = ?3",
+            )
+            .and_then(|mut s| {
+                s.execute(params![brand, identity.connector, identity.author_id, new, actor, at])
+            })
+            .or_storage(what)?;
+            let detail = serde_json::json!({ "identity": identity, "from": old, "to": new });
+            customer_event(&tx, &brand, old, at, &actor, "unlinked", &detail)?;
+            customer_event(&tx, &brand, new, at, &actor, "unlinked", &detail)?;
+            tx.commit().or_storage(what)?;
+            Ok(Some(new))
         })
         .await
     }
