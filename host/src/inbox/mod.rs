@@ -54,6 +54,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("assets/dom.js"),
     },
     Asset {
+        name: "icon.svg",
+        content_type: "image/svg+xml",
+        body: include_str!("assets/icon.svg"),
+    },
+    Asset {
         name: "replies.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("assets/replies.js"),
@@ -125,7 +130,7 @@ mod tests {
     fn every_asset_the_page_loads_is_served() {
         let index = ASSETS[0].body;
         for asset in ASSETS {
-            if asset.name.ends_with(".js") || asset.name.ends_with(".css") {
+            if asset.name != "index.html" {
                 let linked = index.contains(&format!("\"./{}\"", asset.name))
                     || ASSETS
                         .iter()

@@ -1,0 +1,258 @@
+//! The web inbox in a real browser: the real host (service, agent API,
+//! inbox, SQLite queue) with the real Facebook plugin in front of the fake
+//! Graph API, and headless Chromium driven by `tests/browser/inbox.mjs`
+//! (Playwright). A comment arrives while the inbox is open; the agent sees
+//! it appear live, opens it with the keyboard, claims it and answers in
+//! private; the fake Graph must get exactly that Private Reply.
+//!
+//! Needs `node`, Chromium (`/usr/bin/chromium`, or `CHROMIUM`) and
+//! `npm ci --prefix tests/browser`. Without them the test is skipped with a
+//! note, except under CI (`CI` set), where it fails.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use webcare::capabilities::{AllowList, ConnectorId, Secret};
+use webcare::care::store::NewToken;
+use webcare::care::{Role, tokens};
+use webcare::queue::Storage;
+use webcare::queue::sqlite::SqliteStorage;
+use webcare::runtime::CallLimits;
+use webcare::service::{ConnectorSpec, RunningService, ServiceSpec};
+use webcare::triage::TriagePolicy;
+use webcare_tests::fake_api::FakeApi;
+use webcare_tests::fake_facebook::{
+    APP_SECRET, FakeGraph, PAGE_ID, TOKEN, VERIFY_TOKEN, graph_router, sign,
+};
+use webcare_tests::plugins::{plugin_path, workspace_root};
+
+/// The post the customer comments on.
+const POST: &str = "1234567890321_901097836652708";
+const COMMENT_ID: &str = "901097836652708_4242";
+const REPLY: &str = "Hoi Sanne, wat vervelend! Stuur je ons je ordernummer in een DM?";
+
+/// What the browser test needs, or why it cannot run here.
+struct Browser {
+    node: PathBuf,
+    chromium: PathBuf,
+    script: PathBuf,
+}
+
+fn find_browser() -> Result<Browser, String> {
+    let root = workspace_root();
+    let chromium = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    if !chromium.is_file() {
+        return Err(format!(
+            "no Chromium at {} (apt-get install chromium, or set CHROMIUM)",
+            chromium.display()
+        ));
+    }
+    let node = PathBuf::from("node");
+    let version = std::process::Command::new(&node)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("no node on PATH ({e})"))?;
+    if !version.status.success() {
+        return Err("node --version failed".into());
+    }
+    let modules = root.join("tests/browser/node_modules/playwright-core");
+    if !modules.is_dir() {
+        return Err(format!(
+            "{} is missing (npm ci --prefix tests/browser)",
+            modules.display()
+        ));
+    }
+    Ok(Browser {
+        node,
+        chromium,
+        script: root.join("tests/browser/inbox.mjs"),
+    })
+}
+
+fn facebook_spec(api: &FakeApi) -> ConnectorSpec {
+    ConnectorSpec {
+        id: ConnectorId {
+            brand: "acme".into(),
+            connector: "facebook".into(),
+        },
+        plugin: plugin_path("facebook_connector"),
+        poll: false,
+        poll_interval: Duration::from_secs(3600),
+        allow_list: AllowList::parse(&[api.allow_entry()]).unwrap(),
+        limits: CallLimits::default(),
+        settings: BTreeMap::from([
+            ("graph_base_url".to_string(), api.base_url()),
+            ("page_id".to_string(), PAGE_ID.to_string()),
+        ]),
+        secrets: BTreeMap::from([
+            ("page_access_token".to_string(), Secret::new(TOKEN)),
+            ("app_secret".to_string(), Secret::new(APP_SECRET)),
+            ("verify_token".to_string(), Secret::new(VERIFY_TOKEN)),
+        ]),
+        triage: TriagePolicy::default(),
+    }
+}
+
+async fn agent_token(storage: &Arc<dyn Storage>, name: &str) -> String {
+    let secret = tokens::generate();
+    storage
+        .care()
+        .unwrap()
+        .create_token(&NewToken {
+            name: name.into(),
+            brand: Some("acme".into()),
+            role: Role::Agent,
+            hash: tokens::hash(&secret),
+            at: 0,
+        })
+        .await
+        .unwrap();
+    secret
+}
+
+/// A customer's comment on the page's post, signed as Meta sends it.
+async fn deliver_comment(http: &reqwest::Client, base: &str) {
+    let now = webcare_tests::fake_twitter::unix_now();
+    let body = json!({
+        "object": "page",
+        "entry": [{
+            "id": PAGE_ID,
+            "time": now,
+            "changes": [{
+                "field": "feed",
+                "value": {
+                    "item": "comment",
+                    "verb": "add",
+                    "comment_id": COMMENT_ID,
+                    "post_id": POST,
+                    "parent_id": POST,
+                    "from": {"id": "7042", "name": "Sanne Bakker"},
+                    "created_time": now,
+                    "message": "Mijn bestelling is al twee weken onderweg en niemand reageert. Help!"
+                }
+            }]
+        }]
+    })
+    .to_string();
+    let response = http
+        .post(format!("{base}/webhooks/acme/facebook"))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", sign(body.as_bytes(), APP_SECRET))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+}
+
+/// Waits for `word` alone on a line of the script's stdout.
+async fn expect_line(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    word: &str,
+    within: Duration,
+) {
+    let wait = async {
+        while let Some(line) = lines.next_line().await.expect("read the script's stdout") {
+            if line.trim() == word {
+                return true;
+            }
+            eprintln!("inbox.mjs: {line}");
+        }
+        false
+    };
+    match tokio::time::timeout(within, wait).await {
+        Ok(true) => {}
+        Ok(false) => panic!("the browser script ended before {word} (its log is above)"),
+        Err(_) => panic!("no {word} from the browser script within {within:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_answers_a_live_comment_in_the_browser() {
+    let browser = match find_browser() {
+        Ok(browser) => browser,
+        Err(missing) if std::env::var_os("CI").is_some() => {
+            panic!("the browser test cannot run under CI: {missing}")
+        }
+        Err(missing) => {
+            eprintln!("SKIPPED an_agent_answers_a_live_comment_in_the_browser: {missing}");
+            return;
+        }
+    };
+
+    let graph = FakeGraph::default();
+    let graph_api = FakeApi::start(graph_router(graph.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> =
+        Arc::new(SqliteStorage::open(&dir.path().join("queue.db")).unwrap());
+    let spec = ServiceSpec {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        shutdown_grace: Duration::from_secs(5),
+        max_webhook_body: 1 << 20,
+        connectors: vec![facebook_spec(&graph_api)],
+    };
+    let service = RunningService::start(&spec, &webcare_tests::runtime(), storage.clone())
+        .await
+        .expect("the host starts");
+    let base = format!("http://{}", service.addr);
+    let token = agent_token(&storage, "ann").await;
+    let screenshot = workspace_root().join("target/test-artifacts/inbox.png");
+    let _ = std::fs::remove_file(&screenshot);
+
+    let mut child = Command::new(&browser.node)
+        .arg(&browser.script)
+        .current_dir(browser.script.parent().unwrap())
+        .env("INBOX_URL", &base)
+        .env("INBOX_TOKEN", &token)
+        .env("INBOX_REPLY", REPLY)
+        .env("CHROMIUM", &browser.chromium)
+        .env("SCREENSHOT", &screenshot)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start node");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+
+    expect_line(&mut lines, "READY", Duration::from_secs(60)).await;
+    let http = reqwest::Client::new();
+    deliver_comment(&http, &base).await;
+    expect_line(&mut lines, "DONE", Duration::from_secs(90)).await;
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the browser script exits")
+        .unwrap();
+    assert!(status.success(), "the browser script failed: {status}");
+
+    // The fake Graph got exactly one Private Reply, to the comment, with
+    // the text the agent typed.
+    let sends: Vec<Value> = graph_api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == format!("/v21.0/{PAGE_ID}/messages"))
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(sends.len(), 1, "{sends:#?}");
+    assert_eq!(sends[0]["recipient"]["comment_id"], COMMENT_ID);
+    assert_eq!(sends[0]["message"]["text"], REPLY);
+    assert!(
+        is_png(&screenshot),
+        "screenshot at {}",
+        screenshot.display()
+    );
+    eprintln!("screenshot: {}", screenshot.display());
+    assert!(service.stop().await, "the host stops in time");
+}
+
+fn is_png(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|bytes| bytes.starts_with(b"\x89PNG\r\n\x1a\n"))
+}
