@@ -110,6 +110,7 @@ try {
   const actionCount = await page.locator('#actions li[data-action-id]').count();
   if (actionCount !== 1) throw new Error(`expected one action, the list shows ${actionCount}`);
   await page.locator('#case-status', { hasText: 'pending' }).waitFor();
+  await page.locator('#queue li[data-status="pending"]').waitFor();
 
   const shown = await page.locator('#errors').innerText();
   if (shown.trim()) throw new Error(`the page shows errors: ${shown}`);

@@ -77,10 +77,10 @@ fn find_browser() -> Result<Browser, String> {
     })
 }
 
-fn facebook_spec(api: &FakeApi) -> ConnectorSpec {
+fn facebook_spec(brand: &str, api: &FakeApi) -> ConnectorSpec {
     ConnectorSpec {
         id: ConnectorId {
-            brand: "acme".into(),
+            brand: brand.into(),
             connector: "facebook".into(),
         },
         plugin: plugin_path("facebook_connector"),
@@ -101,15 +101,20 @@ fn facebook_spec(api: &FakeApi) -> ConnectorSpec {
     }
 }
 
-async fn agent_token(storage: &Arc<dyn Storage>, name: &str) -> String {
+/// A token for `name` in `brand` (`None`: an agency admin).
+async fn agent_token(storage: &Arc<dyn Storage>, name: &str, brand: Option<&str>) -> String {
     let secret = tokens::generate();
     storage
         .care()
         .unwrap()
         .create_token(&NewToken {
             name: name.into(),
-            brand: Some("acme".into()),
-            role: Role::Agent,
+            brand: brand.map(str::to_string),
+            role: if brand.is_some() {
+                Role::Agent
+            } else {
+                Role::Admin
+            },
             hash: tokens::hash(&secret),
             at: 0,
         })
@@ -118,8 +123,45 @@ async fn agent_token(storage: &Arc<dyn Storage>, name: &str) -> String {
     secret
 }
 
+struct Host {
+    service: RunningService,
+    storage: Arc<dyn Storage>,
+    graph_api: FakeApi,
+    _dir: tempfile::TempDir,
+}
+
+/// Brands acme and globex, each with a Facebook page connector.
+async fn start_host() -> Host {
+    let graph_api = FakeApi::start(graph_router(FakeGraph::default())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> =
+        Arc::new(SqliteStorage::open(&dir.path().join("queue.db")).unwrap());
+    let spec = ServiceSpec {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        shutdown_grace: Duration::from_secs(5),
+        max_webhook_body: 1 << 20,
+        connectors: vec![
+            facebook_spec("acme", &graph_api),
+            facebook_spec("globex", &graph_api),
+        ],
+    };
+    let service = RunningService::start(&spec, &webcare_tests::runtime(), storage.clone())
+        .await
+        .expect("the host starts");
+    Host {
+        service,
+        storage,
+        graph_api,
+        _dir: dir,
+    }
+}
+
 /// A customer's comment on the page's post, signed as Meta sends it.
 async fn deliver_comment(http: &reqwest::Client, base: &str) {
+    deliver(http, base, "acme", COMMENT_ID).await;
+}
+
+async fn deliver(http: &reqwest::Client, base: &str, brand: &str, comment_id: &str) {
     let now = webcare_tests::fake_twitter::unix_now();
     let body = json!({
         "object": "page",
@@ -131,7 +173,7 @@ async fn deliver_comment(http: &reqwest::Client, base: &str) {
                 "value": {
                     "item": "comment",
                     "verb": "add",
-                    "comment_id": COMMENT_ID,
+                    "comment_id": comment_id,
                     "post_id": POST,
                     "parent_id": POST,
                     "from": {"id": "7042", "name": "Sanne Bakker"},
@@ -143,7 +185,7 @@ async fn deliver_comment(http: &reqwest::Client, base: &str) {
     })
     .to_string();
     let response = http
-        .post(format!("{base}/webhooks/acme/facebook"))
+        .post(format!("{base}/webhooks/{brand}/facebook"))
         .header("content-type", "application/json")
         .header("x-hub-signature-256", sign(body.as_bytes(), APP_SECRET))
         .body(body)
@@ -188,22 +230,10 @@ async fn an_agent_answers_a_live_comment_in_the_browser() {
         }
     };
 
-    let graph = FakeGraph::default();
-    let graph_api = FakeApi::start(graph_router(graph.clone())).await;
-    let dir = tempfile::tempdir().unwrap();
-    let storage: Arc<dyn Storage> =
-        Arc::new(SqliteStorage::open(&dir.path().join("queue.db")).unwrap());
-    let spec = ServiceSpec {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        shutdown_grace: Duration::from_secs(5),
-        max_webhook_body: 1 << 20,
-        connectors: vec![facebook_spec(&graph_api)],
-    };
-    let service = RunningService::start(&spec, &webcare_tests::runtime(), storage.clone())
-        .await
-        .expect("the host starts");
+    let host = start_host().await;
+    let (service, graph_api, storage) = (&host.service, &host.graph_api, &host.storage);
     let base = format!("http://{}", service.addr);
-    let token = agent_token(&storage, "ann").await;
+    let token = agent_token(storage, "ann", Some("acme")).await;
     let screenshot = workspace_root().join("target/test-artifacts/inbox.png");
     let _ = std::fs::remove_file(&screenshot);
 
@@ -250,9 +280,136 @@ async fn an_agent_answers_a_live_comment_in_the_browser() {
         screenshot.display()
     );
     eprintln!("screenshot: {}", screenshot.display());
-    assert!(service.stop().await, "the host stops in time");
+    assert!(host.service.stop().await, "the host stops in time");
 }
 
 fn is_png(path: &Path) -> bool {
     std::fs::read(path).is_ok_and(|bytes| bytes.starts_with(b"\x89PNG\r\n\x1a\n"))
+}
+
+/// Reads the event stream until `done` says the text so far is enough.
+async fn read_events(response: &mut reqwest::Response, done: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    let read = async {
+        while !done(&text) {
+            let chunk = response.chunk().await.expect("read the stream");
+            let chunk = chunk.expect("the stream stays open");
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .is_err()
+    {
+        panic!("the expected events did not come");
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_follows_one_brand_and_ends_when_the_host_stops() {
+    let host = start_host().await;
+    let base = format!("http://{}", host.service.addr);
+    let http = reqwest::Client::new();
+    let ann = agent_token(&host.storage, "ann", Some("acme")).await;
+    let gus = agent_token(&host.storage, "gus", Some("globex")).await;
+    let agency = agent_token(&host.storage, "agency", None).await;
+    let events = format!("{base}/api/v1/brands/acme/events");
+
+    // Same auth and brand scope as every other route.
+    let response = http.get(&events).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let response = http.get(&events).bearer_auth(&gus).send().await.unwrap();
+    assert_eq!(response.status(), 404, "another brand's token");
+    let response = http
+        .get(format!("{base}/api/v1/brands/nope/events"))
+        .bearer_auth(&agency)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "agency tokens see any brand name");
+    drop(response);
+
+    let mut stream = http.get(&events).bearer_auth(&ann).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+
+    // Another brand's comment, then acme's: only acme's comes through.
+    deliver(&http, &base, "globex", "901097836652708_9101").await;
+    deliver(&http, &base, "acme", "901097836652708_9102").await;
+    let text = read_events(&mut stream, |t| t.contains("event: messages")).await;
+    assert!(
+        text.contains("data: {\"brand\":\"acme\",\"kind\":\"messages\"}"),
+        "{text}"
+    );
+    assert!(!text.contains("globex"), "{text}");
+
+    // A claim through the API: a case event naming the case.
+    let cases: Value = http
+        .get(format!("{base}/api/v1/brands/acme/cases"))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = cases["cases"][0]["id"].as_i64().unwrap();
+    let claimed = http
+        .post(format!("{base}/api/v1/brands/acme/cases/{id}/claim"))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(claimed.status(), 200);
+    let expected = format!("data: {{\"brand\":\"acme\",\"kind\":\"case\",\"case_id\":{id}}}");
+    let text = read_events(&mut stream, |t| t.contains(&expected)).await;
+    assert!(text.contains("event: case\n"), "{text}");
+
+    // The page and its files: typed, locked down, revalidated.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = no_redirects
+        .get(format!("{base}/inbox"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection());
+    assert_eq!(response.headers()["location"], "/inbox/");
+    for (path, kind) in [
+        ("/inbox/", "text/html; charset=utf-8"),
+        ("/inbox/app.js", "text/javascript; charset=utf-8"),
+        ("/inbox/inbox.css", "text/css; charset=utf-8"),
+    ] {
+        let response = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers();
+        assert_eq!(headers["content-type"], kind, "{path}");
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .starts_with("default-src 'self';"),
+            "{path}"
+        );
+        assert_eq!(headers["cache-control"], "no-cache", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert!(headers.contains_key("etag"), "{path}");
+    }
+    let response = http
+        .get(format!("{base}/inbox/secrets.txt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+
+    // An open stream does not hold up shutdown.
+    assert!(host.service.stop().await, "the host stops in time");
+    let rest = tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await;
+    assert!(
+        matches!(rest, Ok(Ok(None)) | Ok(Err(_))),
+        "the stream ended: {rest:?}"
+    );
 }

@@ -84,3 +84,77 @@ pub async fn events(
     );
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscription(
+        brand: &str,
+        capacity: usize,
+    ) -> (
+        broadcast::Sender<LiveEvent>,
+        watch::Sender<bool>,
+        Subscription,
+    ) {
+        let (events, rx) = broadcast::channel(capacity);
+        let (stopping, stop_rx) = watch::channel(false);
+        let sub = Subscription {
+            brand: brand.into(),
+            events: rx,
+            stopping: stop_rx,
+        };
+        (events, stopping, sub)
+    }
+
+    /// The wire form of an event, as the client reads it.
+    async fn wire(event: Event) -> String {
+        let stream = futures_util::stream::iter([Ok::<_, Infallible>(event)]);
+        let body = Sse::new(stream).into_response().into_body();
+        let bytes = axum::body::to_bytes(body, 1 << 16).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_the_brands_events_come_through_with_their_kind() {
+        let (events, _stop, mut sub) = subscription("acme", 16);
+        events.send(LiveEvent::messages("globex")).unwrap();
+        events.send(LiveEvent::case("acme", 7)).unwrap();
+        events.send(LiveEvent::messages("acme")).unwrap();
+        let first = wire(sub.next().await.unwrap()).await;
+        let second = wire(sub.next().await.unwrap()).await;
+        assert_eq!(
+            first,
+            "event: case\ndata: {\"brand\":\"acme\",\"kind\":\"case\",\"case_id\":7}\n\n"
+        );
+        assert_eq!(
+            second,
+            "event: messages\ndata: {\"brand\":\"acme\",\"kind\":\"messages\"}\n\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lagging_subscriber_is_told_to_resync_and_stays() {
+        let (events, _stop, mut sub) = subscription("acme", 2);
+        for id in 0..5 {
+            events.send(LiveEvent::case("acme", id)).unwrap();
+        }
+        let resync = wire(sub.next().await.unwrap()).await;
+        assert_eq!(resync, "event: resync\ndata: 3\n\n");
+        // Then the events still buffered, and new ones.
+        for _ in 0..2 {
+            assert!(sub.next().await.is_some());
+        }
+        events.send(LiveEvent::case("acme", 9)).unwrap();
+        assert!(sub.next().await.is_some());
+    }
+
+    #[tokio::test]
+    async fn the_stream_ends_when_the_service_stops() {
+        let (_events, stop, mut sub) = subscription("acme", 2);
+        let waiting = tokio::spawn(async move { sub.next().await.is_none() });
+        tokio::task::yield_now().await;
+        stop.send_replace(true);
+        assert!(waiting.await.unwrap(), "no event, the stream ends");
+    }
+}

@@ -31,6 +31,9 @@ const state = {
   drafts: new Map(),
   replies: [],
   refreshTimer: null,
+  /** Bumped by every read, so a slow answer never overwrites a newer one. */
+  queueSeq: 0,
+  caseSeq: 0,
   pending: { queue: false, case: false },
 };
 
@@ -211,6 +214,7 @@ function queueFilter() {
 async function loadQueue() {
   if (!state.api) return;
   const { filter, activeOnly } = queueFilter();
+  const seq = ++state.queueSeq;
   let cases;
   try {
     ({ cases } = await state.api.cases(filter));
@@ -218,6 +222,7 @@ async function loadQueue() {
     showError(e);
     return;
   }
+  if (seq !== state.queueSeq) return;
   if (activeOnly) cases = cases.filter((c) => c.status !== 'closed');
   const fresh = [];
   if (state.known) {
@@ -386,6 +391,7 @@ async function openCase(id) {
 async function loadCase() {
   const id = state.openId;
   if (id === null) return;
+  const seq = ++state.caseSeq;
   let detail;
   try {
     detail = await state.api.detail(id);
@@ -393,7 +399,8 @@ async function loadCase() {
     showError(e);
     return;
   }
-  if (state.openId !== id) return; // another case was opened meanwhile
+  // Another case was opened, or a newer read started, meanwhile.
+  if (state.openId !== id || seq !== state.caseSeq) return;
   state.detail = detail;
   renderCase();
 }
@@ -403,7 +410,7 @@ function renderCase() {
   const me = state.me;
   $('#case-empty').hidden = true;
   $('#case-body').hidden = false;
-  $('#case-title').textContent = `Case #${c.id}: ${c.author}`;
+  $('#case-title').textContent = `Case #${c.id}: ${customerName()}`;
   $('#case-body').dataset.status = c.status;
 
   $('#case-meta').replaceChildren(
@@ -489,7 +496,7 @@ function actionItem(a) {
       onclick: (ev) => guarded(ev.currentTarget, async () => {
         await state.api.retry(a.id);
         announce(`Action ${a.id} sent`);
-        await loadCase();
+        await Promise.all([loadCase(), loadQueue()]);
       }),
     }, 'Retry')
     : null;
@@ -531,7 +538,7 @@ async function caseOp(button, op, done) {
   const result = await guarded(button, () => op(id));
   if (result !== undefined) {
     if (done) announce(done);
-    await loadCase();
+    await Promise.all([loadCase(), loadQueue()]);
   }
 }
 
@@ -593,7 +600,7 @@ async function sendReply() {
   } finally {
     button.disabled = false;
   }
-  if (state.openId === id) await loadCase();
+  await Promise.all([state.openId === id ? loadCase() : null, loadQueue()]);
 }
 
 function focusReply(isPrivate) {
