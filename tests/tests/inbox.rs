@@ -405,6 +405,21 @@ async fn the_event_stream_follows_one_brand_and_ends_when_the_host_stops() {
         .unwrap();
     assert_eq!(response.status(), 404);
 
+    // The route is documented.
+    let doc: Value = http
+        .get(format!("{base}/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        doc["paths"]["/api/v1/brands/{brand}/events"]["get"]["operationId"],
+        "events"
+    );
+    assert!(doc["components"]["schemas"]["LiveEvent"].is_object());
+
     // An open stream does not hold up shutdown.
     assert!(host.service.stop().await, "the host stops in time");
     let rest = tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await;
