@@ -420,7 +420,7 @@ function renderCase() {
     h('span', {}, c.team ? `team ${c.team}` : 'shared queue'),
     h('span', {}, `${c.channel} (${c.connector})`),
     h('span', {}, 'waiting: ', slaClock(c.waiting_since)),
-    c.first_response_at ? h('span', {}, `first answer ${formatTime(c.first_response_at)}`) : null,
+    ...(c.first_response_at ? [h('span', {}, `first answer ${formatTime(c.first_response_at)}`)] : []),
   );
 
   const closed = c.status === 'closed';
@@ -444,7 +444,8 @@ function renderCase() {
         ? h('p', {}, `Answer from ${esc.answered_by} (${formatTime(esc.answered_at)}): ${esc.answer}`)
         : h('p', { class: 'hint' }, 'waiting for the answer')),
   ] : []));
-  $('#answer-form').hidden = !(esc && !esc.answer);
+  // Only the second line and admins answer escalations.
+  $('#answer-form').hidden = !(esc && !esc.answer && me.role !== 'agent');
 
   $('#conversation').replaceChildren(...messages.map(messageItem));
   $('#actions').replaceChildren(...(actions.length === 0
