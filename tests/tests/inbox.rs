@@ -126,13 +126,15 @@ async fn agent_token(storage: &Arc<dyn Storage>, name: &str, brand: Option<&str>
 struct Host {
     service: RunningService,
     storage: Arc<dyn Storage>,
+    graph: FakeGraph,
     graph_api: FakeApi,
     _dir: tempfile::TempDir,
 }
 
 /// Brands acme and globex, each with a Facebook page connector.
 async fn start_host() -> Host {
-    let graph_api = FakeApi::start(graph_router(FakeGraph::default())).await;
+    let graph = FakeGraph::default();
+    let graph_api = FakeApi::start(graph_router(graph.clone())).await;
     let dir = tempfile::tempdir().unwrap();
     let storage: Arc<dyn Storage> =
         Arc::new(SqliteStorage::open(&dir.path().join("queue.db")).unwrap());
@@ -151,6 +153,7 @@ async fn start_host() -> Host {
     Host {
         service,
         storage,
+        graph,
         graph_api,
         _dir: dir,
     }
@@ -217,32 +220,42 @@ async fn expect_line(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agent_answers_a_live_comment_in_the_browser() {
-    let browser = match find_browser() {
-        Ok(browser) => browser,
+/// The browser script, started on a scenario and waiting for a comment.
+struct Session {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    screenshot: PathBuf,
+}
+
+/// The browser or, when it is missing, `None` after saying why (a failure
+/// under CI).
+fn browser_or_skip(test: &str) -> Option<Browser> {
+    match find_browser() {
+        Ok(browser) => Some(browser),
         Err(missing) if std::env::var_os("CI").is_some() => {
             panic!("the browser test cannot run under CI: {missing}")
         }
         Err(missing) => {
-            eprintln!("SKIPPED an_agent_answers_a_live_comment_in_the_browser: {missing}");
-            return;
+            eprintln!("SKIPPED {test}: {missing}");
+            None
         }
-    };
+    }
+}
 
-    let host = start_host().await;
-    let (service, graph_api, storage) = (&host.service, &host.graph_api, &host.storage);
-    let base = format!("http://{}", service.addr);
-    let token = agent_token(storage, "ann", Some("acme")).await;
-    let screenshot = workspace_root().join("target/test-artifacts/inbox.png");
+/// Starts the script on `scenario`, logged in as a new agent of acme, and
+/// waits until it is READY.
+async fn start_session(browser: &Browser, host: &Host, scenario: &str, reply: &str) -> Session {
+    let base = format!("http://{}", host.service.addr);
+    let token = agent_token(&host.storage, "ann", Some("acme")).await;
+    let screenshot = workspace_root().join(format!("target/test-artifacts/inbox-{scenario}.png"));
     let _ = std::fs::remove_file(&screenshot);
-
     let mut child = Command::new(&browser.node)
         .arg(&browser.script)
         .current_dir(browser.script.parent().unwrap())
         .env("INBOX_URL", &base)
         .env("INBOX_TOKEN", &token)
-        .env("INBOX_REPLY", REPLY)
+        .env("INBOX_REPLY", reply)
+        .env("INBOX_SCENARIO", scenario)
         .env("CHROMIUM", &browser.chromium)
         .env("SCREENSHOT", &screenshot)
         .stdin(Stdio::null())
@@ -252,34 +265,88 @@ async fn an_agent_answers_a_live_comment_in_the_browser() {
         .spawn()
         .expect("start node");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-
     expect_line(&mut lines, "READY", Duration::from_secs(60)).await;
+    Session {
+        child,
+        lines,
+        screenshot,
+    }
+}
+
+impl Session {
+    /// Waits for DONE and a clean exit, and checks the screenshot.
+    async fn finish(mut self) -> PathBuf {
+        expect_line(&mut self.lines, "DONE", Duration::from_secs(90)).await;
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the browser script exits")
+            .unwrap();
+        assert!(status.success(), "the browser script failed: {status}");
+        assert!(
+            is_png(&self.screenshot),
+            "screenshot at {}",
+            self.screenshot.display()
+        );
+        eprintln!("screenshot: {}", self.screenshot.display());
+        self.screenshot
+    }
+}
+
+/// Bodies of the POSTs the fake Graph got on `path`.
+fn posts_to(api: &FakeApi, path: &str) -> Vec<Value> {
+    api.requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == path)
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_answers_a_live_comment_in_the_browser() {
+    let Some(browser) = browser_or_skip("an_agent_answers_a_live_comment_in_the_browser") else {
+        return;
+    };
+    let host = start_host().await;
+    let session = start_session(&browser, &host, "private-reply", REPLY).await;
+    // The inbox is open and shows an empty queue; now the comment comes.
     let http = reqwest::Client::new();
-    deliver_comment(&http, &base).await;
-    expect_line(&mut lines, "DONE", Duration::from_secs(90)).await;
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("the browser script exits")
-        .unwrap();
-    assert!(status.success(), "the browser script failed: {status}");
+    deliver_comment(&http, &format!("http://{}", host.service.addr)).await;
+    session.finish().await;
 
     // The fake Graph got exactly one Private Reply, to the comment, with
-    // the text the agent typed.
-    let sends: Vec<Value> = graph_api
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "POST" && r.path == format!("/v21.0/{PAGE_ID}/messages"))
-        .map(|r| serde_json::from_slice(&r.body).unwrap())
-        .collect();
+    // the text the agent typed (a double click on Send sent it once).
+    let sends = posts_to(&host.graph_api, &format!("/v21.0/{PAGE_ID}/messages"));
     assert_eq!(sends.len(), 1, "{sends:#?}");
     assert_eq!(sends[0]["recipient"]["comment_id"], COMMENT_ID);
     assert_eq!(sends[0]["message"]["text"], REPLY);
-    assert!(
-        is_png(&screenshot),
-        "screenshot at {}",
-        screenshot.display()
-    );
-    eprintln!("screenshot: {}", screenshot.display());
+    assert!(host.service.stop().await, "the host stops in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_answer_shows_its_error_and_retry_sends_it() {
+    let Some(browser) = browser_or_skip("a_failed_answer_shows_its_error_and_retry_sends_it")
+    else {
+        return;
+    };
+    let host = start_host().await;
+    let text = "Dank je, we zoeken het voor je uit!";
+    let session = start_session(&browser, &host, "retry", text).await;
+    host.graph.fail_next_sends(1);
+    let http = reqwest::Client::new();
+    deliver_comment(&http, &format!("http://{}", host.service.addr)).await;
+    session.finish().await;
+
+    // One refused attempt and one delivered: both the same public reply
+    // to the comment.
+    let replies: Vec<String> = host
+        .graph_api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == format!("/v21.0/{COMMENT_ID}/comments"))
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert_eq!(replies.len(), 2, "{replies:#?}");
+    assert!(replies.iter().all(|r| r.contains("zoeken")), "{replies:#?}");
     assert!(host.service.stop().await, "the host stops in time");
 }
 
