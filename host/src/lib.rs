@@ -12,6 +12,7 @@ pub mod care;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod inbox;
 pub mod model;
 pub mod queue;
 pub mod runtime;

@@ -5,10 +5,12 @@
 //! token may see that brand and answer 404 otherwise — the same answer as
 //! for a brand that does not exist, so a token never learns other brands'
 //! names. The operations themselves are [`crate::care::CareDesk`]'s; this
-//! module only maps HTTP to them and their errors to status codes.
+//! module only maps HTTP to them and their errors to status codes, and
+//! tells live subscribers ([`events`]) what changed.
 
 mod auth;
 mod error;
+pub mod events;
 
 use std::sync::Arc;
 
@@ -21,13 +23,14 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::care::CareError;
 use crate::care::desk::AnswerRequest;
 use crate::care::sla::SlaClock;
 use crate::care::workflow::Op;
 use crate::care::{Actor, CaseQuery};
 use crate::model::{ActionKind, Outgoing};
 use crate::queue::CaseStatus;
-use crate::service::Shared;
+use crate::service::{LiveEvent, Shared};
 pub use auth::Principal;
 use error::ApiError;
 
@@ -68,6 +71,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/brands/{brand}/customers/{id}", get(customer))
         .route("/api/v1/brands/{brand}/customers/link", post(link))
         .route("/api/v1/brands/{brand}/customers/unlink", post(unlink))
+        .route("/api/v1/brands/{brand}/events", get(events::events))
         .with_state(shared)
 }
 
@@ -185,6 +189,7 @@ async fn transition(
     let actor = principal.actor_for(brand)?;
     let op = op(&actor);
     let case = shared.desk.transition(brand, id, &actor, op).await?;
+    shared.publish(LiveEvent::case(brand, id));
     Ok(json(StatusCode::OK, &case))
 }
 
@@ -282,8 +287,25 @@ async fn perform(
     request: AnswerRequest,
 ) -> Result<Response, ApiError> {
     let actor = principal.actor_for(brand)?;
-    let record = shared.desk.answer(brand, id, &actor, request).await?;
-    Ok(json(StatusCode::OK, &record))
+    let result = shared.desk.answer(brand, id, &actor, request).await;
+    announce_action(shared, brand, &result);
+    Ok(json(StatusCode::OK, &result?))
+}
+
+/// Tells live subscribers about an answer or retry that wrote something:
+/// a sent action (and its case transition) or a failed one (its audit
+/// event), which the inbox shows with a Retry button.
+fn announce_action(
+    shared: &Shared,
+    brand: &str,
+    result: &Result<crate::care::ActionRecord, CareError>,
+) {
+    let case_id = match result {
+        Ok(record) => record.case_id,
+        Err(CareError::ChannelFailed(record)) => record.case_id,
+        Err(_) => return,
+    };
+    shared.publish(LiveEvent::case(brand, case_id));
 }
 
 async fn reply(
@@ -463,8 +485,9 @@ async fn retry_action(
     Path((brand, id)): Path<(String, i64)>,
 ) -> Result<Response, ApiError> {
     let actor = principal.actor_for(&brand)?;
-    let record = shared.desk.retry(&brand, id, &actor).await?;
-    Ok(json(StatusCode::OK, &record))
+    let result = shared.desk.retry(&brand, id, &actor).await;
+    announce_action(&shared, &brand, &result);
+    Ok(json(StatusCode::OK, &result?))
 }
 
 #[derive(Debug, Deserialize)]

@@ -934,7 +934,10 @@ pub async fn care_reads_are_isolated_per_brand(storage: &dyn Storage) {
     // Our own reads see it all.
     assert!(care.case(&ours, case.id).await.unwrap().is_some());
     assert_eq!(care.case_messages(&ours, case.id).await.unwrap().len(), 1);
-    assert_eq!(workflow_events(care.case_events(&ours, case.id).await.unwrap()).len(), 2);
+    assert_eq!(
+        workflow_events(care.case_events(&ours, case.id).await.unwrap()).len(),
+        2
+    );
     assert_eq!(care.case_actions(&ours, case.id).await.unwrap().len(), 1);
     assert_eq!(care.search(&ours, "zeppelin", 10).await.unwrap().len(), 1);
 

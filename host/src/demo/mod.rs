@@ -254,7 +254,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     print_summary(storage.as_ref()).await?;
     if options.serve {
         println!(
-            "\nserving on http://{} (webhooks, /healthz, /metrics); Ctrl-C to stop",
+            "\nserving on http://{} (webhooks, /healthz, /metrics, /api/v1, the web inbox at /inbox/); Ctrl-C to stop",
             service.addr
         );
         crate::service::shutdown_signal().await;

@@ -1,5 +1,5 @@
-//! The HTTP server: webhook ingress, health, metrics and the agent API
-//! ([`crate::api`]).
+//! The HTTP server: webhook ingress, health, metrics, the agent API
+//! ([`crate::api`]) and the web inbox ([`crate::inbox`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,6 +37,7 @@ pub fn router(shared: Arc<Shared>, max_body: usize) -> Router {
             max_body,
         })
         .merge(crate::api::router(shared))
+        .merge(crate::inbox::router())
 }
 
 /// How much of an oversized body is read (and discarded) so the sender

@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, watch};
+use serde::Serialize;
+use tokio::sync::{Mutex, broadcast, watch};
 
 use crate::capabilities::{AllowList, ConnectorId, Grants, IoLimits, Secret};
 use crate::care::CareDesk;
@@ -191,6 +192,48 @@ pub struct Shared {
     pub desk: CareDesk,
     service_levels: HashMap<String, ServiceLevels>,
     default_levels: ServiceLevels,
+    /// What changed, for the inbox's live updates (`GET
+    /// /api/v1/brands/{brand}/events`). Sending never waits: a subscriber
+    /// that falls more than [`LIVE_EVENT_BUFFER`] events behind is told to
+    /// re-read instead.
+    pub events: broadcast::Sender<LiveEvent>,
+    /// Turns true when the service stops, so long-lived responses (the
+    /// event streams) end and graceful shutdown need not wait for them.
+    pub stopping: watch::Sender<bool>,
+}
+
+/// Events kept for a slow subscriber before it lags.
+pub const LIVE_EVENT_BUFFER: usize = 256;
+
+/// Something changed in a brand's queue: what a live inbox re-reads on.
+/// Carries no content, only where to look.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveEvent {
+    pub brand: String,
+    /// `messages`: messages came in or changed (a commit); `case`: a case
+    /// changed through the agent API (transition, answer, retry).
+    pub kind: &'static str,
+    /// The case, when one is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<i64>,
+}
+
+impl LiveEvent {
+    pub fn messages(brand: &str) -> Self {
+        LiveEvent {
+            brand: brand.to_string(),
+            kind: "messages",
+            case_id: None,
+        }
+    }
+
+    pub fn case(brand: &str, case_id: i64) -> Self {
+        LiveEvent {
+            brand: brand.to_string(),
+            kind: "case",
+            case_id: Some(case_id),
+        }
+    }
 }
 
 /// The running connectors by (brand, connector id).
@@ -213,6 +256,8 @@ impl Shared {
             connectors,
             service_levels,
             default_levels: ServiceLevels::default(),
+            events: broadcast::channel(LIVE_EVENT_BUFFER).0,
+            stopping: watch::channel(false).0,
         }
     }
 
@@ -221,6 +266,12 @@ impl Shared {
         self.service_levels
             .get(brand)
             .unwrap_or(&self.default_levels)
+    }
+
+    /// Tells live subscribers of the event's brand; nobody listening is
+    /// fine.
+    pub fn publish(&self, event: LiveEvent) {
+        let _ = self.events.send(event);
     }
 }
 
@@ -289,6 +340,9 @@ impl Shared {
         let labels = Metrics::labels(&handle.id);
         match &outcome {
             Ok(o) => {
+                if o.inserted > 0 || o.updates_applied > 0 {
+                    self.publish(LiveEvent::messages(&handle.id.brand));
+                }
                 self.metrics
                     .messages_ingested
                     .get_or_create(&labels)
@@ -438,6 +492,7 @@ impl RunningService {
     /// grace period), and returns whether everything stopped in time.
     pub async fn stop(self) -> bool {
         let _ = self.shutdown.send(true);
+        self.shared.stopping.send_replace(true);
         let deadline = Instant::now() + self.grace;
         let mut clean = true;
         for task in self.tasks {
