@@ -113,6 +113,9 @@ struct FeedAuthor {
     #[serde(default)]
     verified: bool,
     url: Option<String>,
+    /// An address the feed has verified for this account (a logged-in
+    /// webshop customer, say); the host links identities by it.
+    email: Option<String>,
 }
 
 /// A file or link attached to an item.
@@ -162,6 +165,7 @@ fn normalize_item(item: FeedItem, brand_handle: &str) -> Result<Normalized> {
         followers: item.author.followers,
         verified: item.author.verified,
         profile_url: item.author.url,
+        email: item.author.email,
         ..Author::new(item.author.id, item.author.username)
     };
     let message = Message {
