@@ -128,6 +128,7 @@ async fn ingest(plugin: &Path) {
             PAGE,
         )],
         service_levels: Default::default(),
+        crisis: Default::default(),
     };
     let start = Instant::now();
     let service = RunningService::start(&spec, &runtime, storage.clone())

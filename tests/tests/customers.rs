@@ -82,6 +82,7 @@ async fn start() -> Host {
         max_webhook_body: 1 << 20,
         connectors: vec![twitter, shop("acme"), shop("globex")],
         service_levels: Default::default(),
+        crisis: Default::default(),
     };
     let service = RunningService::start(&spec, &webcare_tests::runtime(), storage.clone())
         .await

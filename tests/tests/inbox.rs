@@ -147,6 +147,7 @@ async fn start_host() -> Host {
             facebook_spec("globex", &graph_api),
         ],
         service_levels: Default::default(),
+        crisis: Default::default(),
     };
     let service = RunningService::start(&spec, &webcare_tests::runtime(), storage.clone())
         .await

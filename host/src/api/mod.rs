@@ -70,6 +70,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/api/v1/brands/{brand}/customers/{id}", get(customer))
         .route("/api/v1/brands/{brand}/customers/link", post(link))
+        .route("/api/v1/brands/{brand}/alerts", get(alerts))
         .route("/api/v1/brands/{brand}/customers/unlink", post(unlink))
         .route("/api/v1/brands/{brand}/events", get(events::events))
         .with_state(shared)
@@ -624,4 +625,32 @@ async fn unlink(
     let identity: crate::care::Identity = body(&bytes)?;
     let profile = shared.desk.unlink(&brand, &actor, &identity).await?;
     Ok(json(StatusCode::OK, &profile))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertParams {
+    /// Alerts raised at or after this instant (ms since the epoch);
+    /// default: the last 24 hours.
+    since: Option<i64>,
+}
+
+async fn alerts(
+    State(shared): Ctx,
+    principal: Principal,
+    Path(brand): Path<String>,
+    params: Result<Query<AlertParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    principal.actor_for(&brand)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let since = params.since.unwrap_or_else(|| now_ms() - 86_400_000);
+    let store = shared.desk.care_store()?;
+    let alerts = store
+        .alerts(&brand, since)
+        .await
+        .map_err(ApiError::from_storage)?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "alerts": alerts }),
+    ))
 }

@@ -15,6 +15,7 @@
 //!
 //! See `docs/care.md`.
 
+pub mod crisis;
 pub mod desk;
 #[cfg(test)]
 mod desk_tests;

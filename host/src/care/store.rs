@@ -6,6 +6,7 @@
 //! that one compare-and-swap is what makes claims atomic, on one host or
 //! many.
 
+use super::crisis::{Alert, AlertMessage, Counts};
 use super::report::ReportRows;
 use super::{
     ActionRecord, ActionState, Case, CaseEvent, CaseQuery, CustomerProfile, Identity, NewAction,
@@ -174,6 +175,39 @@ pub trait CareStore: Send + Sync {
         actor: &str,
         at: TimestampMs,
     ) -> Result<Option<i64>, StorageError>;
+
+    /// Inbound messages of `brand` written in `[from, to)` (not those
+    /// triage ignored), and how many of them were negative.
+    async fn crisis_counts(
+        &self,
+        brand: &str,
+        from: TimestampMs,
+        to: TimestampMs,
+    ) -> Result<Counts, StorageError>;
+
+    /// Those messages themselves, the most negative first when
+    /// `negative_first`, else the newest first; at most `limit`.
+    async fn crisis_messages(
+        &self,
+        brand: &str,
+        from: TimestampMs,
+        to: TimestampMs,
+        negative_first: bool,
+        limit: usize,
+    ) -> Result<Vec<AlertMessage>, StorageError>;
+
+    /// The end of the window of the latest alert of this kind.
+    async fn last_alert_end(
+        &self,
+        brand: &str,
+        kind: &str,
+    ) -> Result<Option<TimestampMs>, StorageError>;
+
+    /// Stores an alert (its `id` is ignored) and returns it with its id.
+    async fn record_alert(&self, alert: &Alert) -> Result<Alert, StorageError>;
+
+    /// A brand's alerts raised at or after `since`, newest first.
+    async fn alerts(&self, brand: &str, since: TimestampMs) -> Result<Vec<Alert>, StorageError>;
 
     async fn create_token(&self, token: &NewToken) -> Result<TokenRecord, StorageError>;
 

@@ -107,6 +107,8 @@ pub struct BrandConfig {
     pub first_response_target: Duration,
     /// `[brand.triage]`, defaults filled in.
     pub triage: crate::triage::TriagePolicy,
+    /// `[brand.crisis]`, defaults filled in.
+    pub crisis: crate::care::crisis::CrisisPolicy,
     pub connectors: Vec<ConnectorConfig>,
 }
 

@@ -47,8 +47,22 @@ pub(super) struct RawBrand {
     pub working_hours: Option<Spanned<String>>,
     pub first_response_target: Option<Spanned<String>>,
     pub triage: Option<Spanned<RawTriage>>,
+    pub crisis: Option<Spanned<RawCrisis>>,
     #[serde(default)]
     pub connector: Vec<Spanned<RawConnector>>,
+}
+
+/// `[brand.crisis]`: see [`crate::care::crisis::CrisisPolicy`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCrisis {
+    pub enabled: Option<Spanned<bool>>,
+    pub window: Option<Spanned<String>>,
+    pub baseline: Option<Spanned<String>>,
+    pub factor: Option<Spanned<f64>>,
+    pub min_messages: Option<Spanned<u64>>,
+    pub team: Option<Spanned<String>>,
+    pub webhook_url: Option<Spanned<String>>,
 }
 
 /// `[brand.triage]`: see [`crate::triage::TriagePolicy`].

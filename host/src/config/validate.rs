@@ -13,7 +13,8 @@ use toml::de::DeTable;
 
 use super::error::Lines;
 use super::raw::{
-    self, RawBrand, RawConfig, RawConnector, RawHost, RawLimits, RawStorage, RawTriage, Seg,
+    self, RawBrand, RawConfig, RawConnector, RawCrisis, RawHost, RawLimits, RawStorage, RawTriage,
+    Seg,
 };
 use super::secrets::EnvLookup;
 use super::{
@@ -21,6 +22,7 @@ use super::{
     StorageConfig, WorkingHours,
 };
 use crate::capabilities::AllowList;
+use crate::care::crisis::CrisisPolicy;
 use crate::model::MessageKind;
 use crate::runtime::CallLimits;
 use crate::triage::policy::{AcknowledgeRule, Keyword, RouteRule, TriagePolicy};
@@ -505,6 +507,10 @@ impl Validator<'_> {
             Some(t) => self.triage(t.get_ref(), &at, &connector_ids),
             None => TriagePolicy::default(),
         };
+        let crisis = match &raw.crisis {
+            Some(c) => self.crisis(c.get_ref(), &at),
+            None => CrisisPolicy::default(),
+        };
         BrandConfig {
             id,
             name,
@@ -512,6 +518,7 @@ impl Validator<'_> {
             working_hours,
             first_response_target,
             triage,
+            crisis,
             connectors,
         }
     }
@@ -656,6 +663,76 @@ impl Validator<'_> {
             line: self.lines.line(span.start),
             key_lines,
         }
+    }
+
+    /// `[brand.crisis]`.
+    fn crisis(&mut self, raw: &RawCrisis, at: &dyn Fn(&str) -> String) -> CrisisPolicy {
+        let mut policy = CrisisPolicy::default();
+        if let Some(enabled) = &raw.enabled {
+            policy.enabled = *enabled.get_ref();
+        }
+        for (name, value, field) in [
+            ("window", &raw.window, &mut policy.window),
+            ("baseline", &raw.baseline, &mut policy.baseline),
+        ] {
+            if let Some(text) = value {
+                let key = at(&format!("crisis.{name}"));
+                match self.duration(key.clone(), text) {
+                    Some(d) if d >= Duration::from_secs(60) => *field = d,
+                    Some(_) => self.error(key, Some(text.span()), "must be at least 1m"),
+                    None => {}
+                }
+            }
+        }
+        if policy.baseline <= policy.window {
+            self.error(
+                at("crisis.baseline"),
+                raw.baseline.as_ref().map(|b| b.span()),
+                format!(
+                    "must be longer than the window ({}), e.g. \"7d\"",
+                    humantime::format_duration(policy.window)
+                ),
+            );
+        }
+        if let Some(factor) = &raw.factor {
+            let f = *factor.get_ref();
+            if f.is_finite() && f >= 1.0 {
+                policy.factor = f;
+            } else {
+                self.error(
+                    at("crisis.factor"),
+                    Some(factor.span()),
+                    "must be a number of at least 1.0, e.g. 3.0",
+                );
+            }
+        }
+        if let Some(n) = &raw.min_messages {
+            if *n.get_ref() == 0 {
+                self.error(
+                    at("crisis.min_messages"),
+                    Some(n.span()),
+                    "must be at least 1",
+                );
+            } else {
+                policy.min_messages = *n.get_ref();
+            }
+        }
+        if let Some(team) = &raw.team {
+            policy.team = Some(self.team(team, at("crisis.team")));
+        }
+        if let Some(url) = &raw.webhook_url {
+            match url::Url::parse(url.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {
+                    policy.webhook_url = Some(url.get_ref().clone());
+                }
+                _ => self.error(
+                    at("crisis.webhook_url"),
+                    Some(url.span()),
+                    "must be an http(s) URL, e.g. \"https://alerts.example.com/webcare\"",
+                ),
+            }
+        }
+        policy
     }
 
     /// `[brand.triage]`; `connectors` are the brand's connector ids, which

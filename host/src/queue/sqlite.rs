@@ -235,6 +235,21 @@ const MIGRATIONS: &[&str] = &[
         detail      TEXT    NOT NULL
     ) STRICT;
     CREATE INDEX customer_events_by_customer ON customer_events (customer_id, id);
+
+    -- Crisis alerts, with the messages behind them (JSON).
+    CREATE TABLE alerts (
+        id          INTEGER PRIMARY KEY,
+        brand       TEXT    NOT NULL,
+        kind        TEXT    NOT NULL,
+        raised_at   INTEGER NOT NULL,
+        window_from INTEGER NOT NULL,
+        window_to   INTEGER NOT NULL,
+        observed    INTEGER NOT NULL,
+        expected    REAL    NOT NULL,
+        team        TEXT,
+        messages    TEXT    NOT NULL
+    ) STRICT;
+    CREATE INDEX alerts_by_brand ON alerts (brand, kind, window_to);
     "#,
 ];
 

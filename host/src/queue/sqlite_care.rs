@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, 
 
 use super::sqlite::{JsonMessage, MessageRow, OrStorage, SqliteStorage, sql_limit};
 use super::{CaseStatus, StorageError, StoredMessage};
+use crate::care::crisis::{Alert, AlertMessage, Counts};
 use crate::care::report::{ReportCase, ReportMessage, ReportRows};
 use crate::care::store::{ActionOutcome, CareStore, NewToken, TokenRecord, action_state};
 use crate::care::{
@@ -995,6 +996,152 @@ impl CareStore for SqliteStorage {
             customer_event(&tx, &brand, new, at, &actor, "unlinked", &detail)?;
             tx.commit().or_storage(what)?;
             Ok(Some(new))
+        })
+        .await
+    }
+
+    async fn crisis_counts(
+        &self,
+        brand: &str,
+        from: TimestampMs,
+        to: TimestampMs,
+    ) -> Result<Counts, StorageError> {
+        let brand = brand.to_string();
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "SELECT COUNT(*),
+                        COALESCE(SUM(json_extract(triage, '$.sentiment') < 0), 0)
+                 FROM messages
+                 WHERE brand = ?1 AND created_at >= ?2 AND created_at < ?3
+                   AND direction = 'inbound' AND ignored = 0",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![brand, from, to], |r| {
+                    Ok(Counts {
+                        messages: r.get(0)?,
+                        negative: r.get(1)?,
+                    })
+                })
+            })
+            .or_storage(format_args!("counting the messages of brand {brand:?}"))
+        })
+        .await
+    }
+
+    async fn crisis_messages(
+        &self,
+        brand: &str,
+        from: TimestampMs,
+        to: TimestampMs,
+        negative_first: bool,
+        limit: usize,
+    ) -> Result<Vec<AlertMessage>, StorageError> {
+        let brand = brand.to_string();
+        let order = if negative_first {
+            "COALESCE(json_extract(triage, '$.sentiment'), 0), created_at DESC"
+        } else {
+            "created_at DESC, id DESC"
+        };
+        self.run(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT case_id, connector, external_id, author_handle, text, created_at,
+                        json_extract(triage, '$.sentiment')
+                 FROM messages
+                 WHERE brand = ?1 AND created_at >= ?2 AND created_at < ?3
+                   AND direction = 'inbound' AND ignored = 0
+                 ORDER BY {order} LIMIT ?4"
+            ))
+            .and_then(|mut s| {
+                s.query_map(params![brand, from, to, sql_limit(limit)], |r| {
+                    Ok(AlertMessage {
+                        case_id: r.get(0)?,
+                        connector: r.get(1)?,
+                        external_id: r.get(2)?,
+                        author: r.get(3)?,
+                        text: r.get(4)?,
+                        created_at: r.get(5)?,
+                        sentiment: r.get(6)?,
+                    })
+                })?
+                .collect()
+            })
+            .or_storage(format_args!(
+                "reading the messages behind an alert of {brand:?}"
+            ))
+        })
+        .await
+    }
+
+    async fn last_alert_end(
+        &self,
+        brand: &str,
+        kind: &str,
+    ) -> Result<Option<TimestampMs>, StorageError> {
+        let (brand, kind) = (brand.to_string(), kind.to_string());
+        self.run(move |conn| {
+            conn.prepare_cached("SELECT MAX(window_to) FROM alerts WHERE brand = ?1 AND kind = ?2")
+                .and_then(|mut s| s.query_row(params![brand, kind], |r| r.get(0)))
+                .or_storage(format_args!("reading the alerts of {brand:?}"))
+        })
+        .await
+    }
+
+    async fn record_alert(&self, alert: &Alert) -> Result<Alert, StorageError> {
+        let mut alert = alert.clone();
+        let messages = serde_json::to_string(&alert.messages)
+            .map_err(|e| StorageError::Query(format!("cannot serialise an alert: {e}")))?;
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO alerts (brand, kind, raised_at, window_from, window_to, observed,
+                                     expected, team, messages)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    alert.brand,
+                    alert.kind,
+                    alert.raised_at,
+                    alert.window_from,
+                    alert.window_to,
+                    alert.observed,
+                    alert.expected,
+                    alert.team,
+                    messages
+                ])
+            })
+            .or_storage(format_args!("recording an alert of {:?}", alert.brand))?;
+            alert.id = conn.last_insert_rowid();
+            Ok(alert)
+        })
+        .await
+    }
+
+    async fn alerts(&self, brand: &str, since: TimestampMs) -> Result<Vec<Alert>, StorageError> {
+        let brand = brand.to_string();
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "SELECT id, brand, kind, raised_at, window_from, window_to, observed, expected,
+                        team, messages
+                 FROM alerts WHERE brand = ?1 AND raised_at >= ?2 ORDER BY id DESC",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![brand, since], |r| {
+                    Ok(Alert {
+                        id: r.get(0)?,
+                        brand: r.get(1)?,
+                        kind: r.get(2)?,
+                        raised_at: r.get(3)?,
+                        window_from: r.get(4)?,
+                        window_to: r.get(5)?,
+                        observed: r.get(6)?,
+                        expected: r.get(7)?,
+                        team: r.get(8)?,
+                        messages: json_column(r, 9)?,
+                    })
+                })?
+                .collect()
+            })
+            .or_storage(format_args!("reading the alerts of {brand:?}"))
         })
         .await
     }

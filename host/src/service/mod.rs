@@ -26,6 +26,7 @@ use tokio::sync::{Mutex, broadcast, watch};
 
 use crate::capabilities::{AllowList, ConnectorId, Grants, IoLimits, Secret};
 use crate::care::CareDesk;
+use crate::care::crisis::{self, ALERT_SAMPLE, Alert, CrisisPolicy};
 use crate::care::desk::Channels;
 use crate::care::sla::ServiceLevels;
 use crate::model::{
@@ -64,6 +65,8 @@ pub struct ServiceSpec {
     pub connectors: Vec<ConnectorSpec>,
     /// Service levels per brand id; brands not named get the defaults.
     pub service_levels: HashMap<String, ServiceLevels>,
+    /// Crisis early warning per brand id; brands not named are not watched.
+    pub crisis: HashMap<String, CrisisPolicy>,
 }
 
 /// Turns a loaded configuration into what the service runs: the enabled
@@ -105,6 +108,12 @@ pub fn spec_from_config(config: &crate::config::Config) -> Result<ServiceSpec, S
             .brands
             .iter()
             .map(|b| (b.id.clone(), ServiceLevels::of_brand(b)))
+            .collect(),
+        crisis: config
+            .brands
+            .iter()
+            .filter(|b| b.crisis.enabled)
+            .map(|b| (b.id.clone(), b.crisis.clone()))
             .collect(),
     })
 }
@@ -192,6 +201,9 @@ pub struct Shared {
     pub desk: CareDesk,
     service_levels: HashMap<String, ServiceLevels>,
     default_levels: ServiceLevels,
+    crisis: HashMap<String, CrisisPolicy>,
+    /// For alert webhooks.
+    http: reqwest::Client,
     /// What changed, for the inbox's live updates (`GET
     /// /api/v1/brands/{brand}/events`). Sending never waits: a subscriber
     /// that falls more than [`LIVE_EVENT_BUFFER`] events behind is told to
@@ -234,6 +246,15 @@ impl LiveEvent {
             case_id: Some(case_id),
         }
     }
+
+    /// A crisis alert was raised: the inbox shows its banner.
+    pub fn alert(brand: &str) -> Self {
+        LiveEvent {
+            brand: brand.to_string(),
+            kind: "alert",
+            case_id: None,
+        }
+    }
 }
 
 /// The running connectors by (brand, connector id).
@@ -244,6 +265,7 @@ impl Shared {
         storage: Arc<dyn Storage>,
         connectors: ConnectorMap,
         service_levels: HashMap<String, ServiceLevels>,
+        crisis: HashMap<String, CrisisPolicy>,
     ) -> Self {
         let connectors = Arc::new(connectors);
         let channels = Arc::new(ServiceChannels {
@@ -256,6 +278,11 @@ impl Shared {
             connectors,
             service_levels,
             default_levels: ServiceLevels::default(),
+            crisis,
+            http: reqwest::Client::builder()
+                .timeout(ALERT_WEBHOOK_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
             events: broadcast::channel(LIVE_EVENT_BUFFER).0,
             stopping: watch::channel(false).0,
         }
@@ -266,6 +293,83 @@ impl Shared {
         self.service_levels
             .get(brand)
             .unwrap_or(&self.default_levels)
+    }
+
+    /// Looks for a crisis in `brand`'s traffic up to `now` (see
+    /// [`crisis`]); raises, stores, publishes and posts each new alert.
+    pub async fn check_crisis(
+        &self,
+        brand: &str,
+        now: crate::model::TimestampMs,
+    ) -> Result<Vec<Alert>, StorageError> {
+        let Some(policy) = self.crisis.get(brand) else {
+            return Ok(Vec::new());
+        };
+        let Some(store) = self.storage.care() else {
+            return Ok(Vec::new());
+        };
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let from = now.saturating_sub(ms(policy.window));
+        let baseline_from = from.saturating_sub(ms(policy.baseline));
+        let current = store.crisis_counts(brand, from, now).await?;
+        let baseline = store.crisis_counts(brand, baseline_from, from).await?;
+        let mut raised = Vec::new();
+        for spike in crisis::detect(policy, current, baseline) {
+            // One alert per spike: the same kind stays quiet until the
+            // last alert's window has passed.
+            if store
+                .last_alert_end(brand, spike.kind)
+                .await?
+                .is_some_and(|end| end > from)
+            {
+                continue;
+            }
+            let messages = store
+                .crisis_messages(brand, from, now, spike.kind == "negative", ALERT_SAMPLE)
+                .await?;
+            let alert = store
+                .record_alert(&Alert {
+                    id: 0,
+                    brand: brand.to_string(),
+                    kind: spike.kind.to_string(),
+                    raised_at: jiff::Timestamp::now().as_millisecond(),
+                    window_from: from,
+                    window_to: now,
+                    observed: spike.observed,
+                    expected: spike.expected,
+                    team: policy.team.clone(),
+                    messages,
+                })
+                .await?;
+            tracing::warn!(
+                brand,
+                kind = %alert.kind,
+                observed = alert.observed,
+                expected = alert.expected,
+                "crisis alert raised"
+            );
+            self.publish(LiveEvent::alert(brand));
+            if let Some(url) = &policy.webhook_url {
+                self.post_alert(url, &alert).await;
+            }
+            raised.push(alert);
+        }
+        Ok(raised)
+    }
+
+    /// POSTs an alert to the brand's alert webhook; a failure is logged
+    /// (the alert is stored and shown in the inbox either way).
+    async fn post_alert(&self, url: &str, alert: &Alert) {
+        let sent = self
+            .http
+            .post(url)
+            .json(&serde_json::json!({ "alert": alert }))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status);
+        if let Err(e) = sent {
+            tracing::error!(brand = %alert.brand, "alert webhook failed: {e}");
+        }
     }
 
     /// Tells live subscribers of the event's brand; nobody listening is
@@ -439,6 +543,7 @@ impl RunningService {
             storage,
             connectors,
             spec.service_levels.clone(),
+            spec.crisis.clone(),
         ));
         let (shutdown, watch_rx) = watch::channel(false);
         let listener = tokio::net::TcpListener::bind(spec.listen)
@@ -462,6 +567,13 @@ impl RunningService {
             tasks.push(tokio::spawn(scheduler::run(
                 shared.clone(),
                 handle.clone(),
+                watch_rx.clone(),
+            )));
+        }
+        for brand in spec.crisis.keys() {
+            tasks.push(tokio::spawn(watch_crisis(
+                shared.clone(),
+                brand.clone(),
                 watch_rx.clone(),
             )));
         }
@@ -502,6 +614,25 @@ impl RunningService {
             }
         }
         clean
+    }
+}
+
+/// How often each watched brand's traffic is checked for a crisis.
+pub const CRISIS_CHECK_EVERY: Duration = Duration::from_secs(60);
+
+/// How long an alert webhook may take.
+const ALERT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn watch_crisis(shared: Arc<Shared>, brand: String, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(CRISIS_CHECK_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        let now = jiff::Timestamp::now().as_millisecond();
+        if let Err(e) = shared.check_crisis(&brand, now).await {
+            tracing::error!(%brand, "crisis check failed: {e}");
+        }
     }
 }
 
