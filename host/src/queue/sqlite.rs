@@ -32,6 +32,9 @@ use crate::model::{Direction, Message, MessageKind, MessageUpdate, TimestampMs};
 /// second process reading the queue, say) before it fails as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Page cache per connection, in KiB.
+const CACHE_KIB: i64 = 64 * 1024;
+
 /// Prepared statements kept per connection: every statement this module
 /// runs fits, so the ingest path never re-parses SQL.
 const STATEMENT_CACHE: usize = 64;
@@ -349,6 +352,11 @@ impl SqliteStorage {
         conn.pragma_update(None, "synchronous", synchronous)
             .or_storage(format_args!("configuring {location}"))?;
         conn.pragma_update(None, "foreign_keys", true)
+            .or_storage(format_args!("configuring {location}"))?;
+        // The hot pages of the queue (the indexes ingest touches, the
+        // search index's segments) fit in 64 MiB; SQLite's default of
+        // 2 MiB makes every commit re-read them from the OS.
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)
             .or_storage(format_args!("configuring {location}"))?;
         migrate(&mut conn, &location)?;
         Ok(SqliteStorage {
