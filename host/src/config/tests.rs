@@ -736,3 +736,62 @@ fn a_brand_measures_service_levels_in_its_working_hours() {
     );
     assert!(!brand.is_working_time(due - jiff::SignedDuration::from_mins(21)));
 }
+
+#[test]
+fn crisis_policy_is_read_and_its_mistakes_are_named() {
+    let fx = Fixture::new();
+    let toml = format!(
+        r#"{BRAND}{CONNECTOR}
+[brand.crisis]
+window = "30m"
+baseline = "14d"
+factor = 4.5
+min_messages = 25
+team = "crisis"
+webhook_url = "https://alerts.example.com/webcare"
+"#
+    );
+    let config = fx.load(&toml).unwrap();
+    let crisis = &config.brands[0].crisis;
+    assert!(crisis.enabled);
+    assert_eq!(crisis.window, Duration::from_secs(30 * 60));
+    assert_eq!(crisis.baseline, Duration::from_secs(14 * 86_400));
+    assert_eq!((crisis.factor, crisis.min_messages), (4.5, 25));
+    assert_eq!(crisis.team.as_deref(), Some("crisis"));
+    assert_eq!(
+        crisis.webhook_url.as_deref(),
+        Some("https://alerts.example.com/webcare")
+    );
+    let default = fx.load(&format!("{BRAND}{CONNECTOR}")).unwrap();
+    assert_eq!(
+        default.brands[0].crisis,
+        crate::care::crisis::CrisisPolicy::default()
+    );
+
+    let toml = format!(
+        r#"{BRAND}{CONNECTOR}
+[brand.crisis]
+window = "2h"
+baseline = "1h"
+factor = 0.5
+min_messages = 0
+webhook_url = "ftp://alerts.example.com"
+threshold = 3
+"#
+    );
+    let errors = fx.load(&toml).unwrap_err();
+    for (key, says) in [
+        ("crisis.baseline", "must be longer than the window"),
+        ("crisis.factor", "at least 1.0"),
+        ("crisis.min_messages", "at least 1"),
+        ("crisis.webhook_url", "http(s) URL"),
+        ("crisis.threshold", ""),
+    ] {
+        let key = format!(r#"brand "acme": {key}"#);
+        let e = errors
+            .iter()
+            .find(|e| e.key == key)
+            .unwrap_or_else(|| panic!("no error for {key}:\n{errors}"));
+        assert!(e.message.contains(says), "{e}");
+    }
+}
