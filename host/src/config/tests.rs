@@ -92,7 +92,10 @@ poll = false
     assert_eq!(config.host.component_cache, root.join("data/components"));
     assert_eq!(config.host.listen, "127.0.0.1:8080".parse().unwrap());
     assert_eq!(config.host.shutdown_grace, Duration::from_secs(10));
-    assert_eq!(config.storage_path(), root.join("data/queue.db"));
+    assert_eq!(
+        config.storage_path(),
+        Some(root.join("data/queue.db").as_path())
+    );
 
     let acme = &config.brands[0];
     assert_eq!(acme.name, "ACME Corp");
@@ -147,7 +150,10 @@ fn defaults_without_host_and_storage_tables() {
     let config = fx.load("").unwrap();
     let root = std::path::absolute(fx.dir.path()).unwrap();
     assert_eq!(config.host.data_dir, root.join("webcare-data"));
-    assert_eq!(config.storage_path(), root.join("webcare-data/webcare.db"));
+    assert_eq!(
+        config.storage_path(),
+        Some(root.join("webcare-data/webcare.db").as_path())
+    );
     assert!(config.brands.is_empty());
 }
 
