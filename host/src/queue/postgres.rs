@@ -646,8 +646,23 @@ impl DeltaColumns {
     }
 }
 
-/// Adds messages to existing cases (relative to the row as locked, so
-/// concurrent commits add up); returns the cases it found.
+/// Serialises the commits of one connector, across hosts: see
+/// [`CommitWork::apply`]. Two-int form, its own first key.
+const LOCK_CONNECTOR: &str =
+    "SELECT pg_advisory_xact_lock(2003723107, hashtext($1 || E'\\x1f' || $2))";
+
+/// Which of a batch's messages are stored already.
+const FIND_MESSAGES: &str = "
+    SELECT external_id FROM messages
+    WHERE brand = $1 AND connector = $2 AND external_id = ANY($3::text[])";
+
+/// The cases of a batch's threads.
+const FIND_CASES: &str = "
+    SELECT id, thread_id FROM cases
+    WHERE brand = $1 AND connector = $2 AND thread_id = ANY($3::text[])";
+
+/// Adds messages to existing cases, relative to the row as locked (an
+/// agent may change the status meanwhile).
 const TOUCH_CASES: &str = "
     UPDATE cases AS c SET
         message_count    = c.message_count + u.n,
@@ -659,13 +674,12 @@ const TOUCH_CASES: &str = "
         first_message_at = LEAST(c.first_message_at, COALESCE(u.first_at, c.first_message_at)),
         status           = CASE WHEN u.has_inbound AND c.status IN ('pending', 'closed')
                                 THEN 'open' ELSE c.status END
-    FROM unnest($3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[], $8::text[], $9::bool[])
-         AS u(thread_id, n, last_at, first_at, author, preview, has_inbound)
-    WHERE c.brand = $1 AND c.connector = $2 AND c.thread_id = u.thread_id
-    RETURNING c.id, c.thread_id";
+    FROM unnest($2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::text[], $7::text[],
+                $8::bool[])
+         AS u(id, n, last_at, first_at, author, preview, has_inbound)
+    WHERE c.id = u.id AND c.brand = $1";
 
-/// Opens cases in the given order; a thread whose case another commit
-/// opened meanwhile is skipped (and then touched instead).
+/// Opens cases, ids in the given order.
 const OPEN_CASES: &str = "
     INSERT INTO cases (brand, connector, channel, thread_id, status, message_count,
                        first_message_at, last_message_at, author, preview)
@@ -676,23 +690,19 @@ const OPEN_CASES: &str = "
     ON CONFLICT (brand, connector, thread_id) DO NOTHING
     RETURNING id, thread_id";
 
+/// Inserts messages, ids in batch order, each with its case.
 const INSERT_MESSAGES: &str = "
-    INSERT INTO messages (brand, connector, channel, external_id, thread_id, direction, kind,
-                          created_at, received_at, author_handle, text, message_json)
-    SELECT $1, $2, $3, u.external_id, u.thread_id, u.direction, u.kind, u.created_at, $4,
-           u.author_handle, u.text, u.message_json
-    FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::text[],
-                $11::text[], $12::text[])
-         WITH ORDINALITY AS u(external_id, thread_id, direction, kind, created_at,
+    INSERT INTO messages (brand, connector, channel, external_id, thread_id, case_id,
+                          direction, kind, created_at, received_at, author_handle, text,
+                          message_json)
+    SELECT $1, $2, $3, u.external_id, u.thread_id, u.case_id, u.direction, u.kind,
+           u.created_at, $4, u.author_handle, u.text, u.message_json
+    FROM unnest($5::text[], $6::text[], $7::int8[], $8::text[], $9::text[], $10::int8[],
+                $11::text[], $12::text[], $13::text[])
+         WITH ORDINALITY AS u(external_id, thread_id, case_id, direction, kind, created_at,
                               author_handle, text, message_json, ord)
     ORDER BY u.ord
-    ON CONFLICT (brand, connector, external_id) DO NOTHING
-    RETURNING id, external_id";
-
-const LINK_MESSAGES: &str = "
-    UPDATE messages AS m SET case_id = u.case_id
-    FROM unnest($1::int8[], $2::int8[]) AS u(id, case_id)
-    WHERE m.id = u.id";
+    ON CONFLICT (brand, connector, external_id) DO NOTHING";
 
 const APPLY_UPDATES: &str = "
     UPDATE messages AS m SET
@@ -796,119 +806,173 @@ impl CommitWork {
         }
     }
 
+    /// One transaction. The connector's advisory lock comes first: commits
+    /// of one connector (two hosts polling it, a webhook next to a poll)
+    /// take turns, so what the lookups find (messages stored, cases open)
+    /// stays true until the commit ends, and each message is inserted with
+    /// its case in one go. Other connectors commit in parallel. The unique
+    /// indexes stay the last word: a message inserted by a writer that
+    /// skipped the lock fails the commit rather than being counted wrong.
+    ///
+    /// Statements that do not wait for each other's results are pipelined
+    /// (sent together, executed in order): five round trips per commit.
     async fn apply(&self, client: &mut deadpool_postgres::Object) -> Result<CommitOutcome, Retry> {
         let owner = &self.owner;
-        let tx = client
-            .transaction()
-            .await
-            .or_retry(format_args!("starting a commit for {owner}"))?;
         let (brand, connector) = (&self.brand, &self.connector);
+        let m = &self.messages;
+        let u = &self.updates;
+        let what = &format!("committing a batch of {owner}");
+        let tx = client.transaction().await.or_retry(what)?;
         let received_at = now_ms();
         let mut outcome = CommitOutcome {
             duplicates: self.batch_duplicates,
             ..CommitOutcome::default()
         };
 
-        let m = &self.messages;
+        // New messages and their cases.
+        let mut new_rows: Vec<usize> = Vec::new();
+        let mut case_ids: Vec<Option<i64>> = Vec::new();
         if !m.external_id.is_empty() {
-            let what = &format!("storing {} messages of {owner}", m.external_id.len());
-            let statement = tx.prepare_cached(INSERT_MESSAGES).await.or_retry(what)?;
-            let rows = tx
-                .query(
-                    &statement,
-                    &[
-                        brand,
-                        connector,
-                        &self.channel,
-                        &received_at,
-                        &m.external_id,
-                        &m.thread_id,
-                        &m.direction,
-                        &m.kind,
-                        &m.created_at,
-                        &m.author_handle,
-                        &m.text,
-                        &m.json,
-                    ],
-                )
-                .await
-                .or_retry(what)?;
-            let ids: HashMap<String, i64> = rows
+            let mut threads: Vec<&str> = m.thread_id.iter().map(String::as_str).collect();
+            threads.sort_unstable();
+            threads.dedup();
+            let (lock, find_messages, find_cases) = tokio::try_join!(
+                tx.prepare_cached(LOCK_CONNECTOR),
+                tx.prepare_cached(FIND_MESSAGES),
+                tx.prepare_cached(FIND_CASES),
+            )
+            .or_retry(what)?;
+            let lock_args: [&(dyn ToSql + Sync); 2] = [brand, connector];
+            let messages_args: [&(dyn ToSql + Sync); 3] = [brand, connector, &m.external_id];
+            let cases_args: [&(dyn ToSql + Sync); 3] = [brand, connector, &threads];
+            let (_, stored, cases) = tokio::try_join!(
+                tx.execute(&lock, &lock_args),
+                tx.query(&find_messages, &messages_args),
+                tx.query(&find_cases, &cases_args),
+            )
+            .or_retry(what)?;
+            let stored: std::collections::HashSet<&str> =
+                stored.iter().map(|row| row.get(0)).collect();
+            let mut case_of: HashMap<String, i64> = cases
                 .iter()
                 .map(|row| (row.get::<_, String>(1), row.get::<_, i64>(0)))
                 .collect();
-            outcome.inserted = ids.len();
-            outcome.duplicates += m.external_id.len() - ids.len();
-            if !ids.is_empty() {
-                outcome.cases_opened = self.assign_cases(&tx, &ids).await?;
+            new_rows = (0..m.external_id.len())
+                .filter(|&r| !stored.contains(m.external_id[r].as_str()))
+                .collect();
+            outcome.duplicates += m.external_id.len() - new_rows.len();
+            if !new_rows.is_empty() {
+                let (opened, ids) = self.cases(&tx, &new_rows, &mut case_of).await?;
+                outcome.cases_opened = opened;
+                case_ids = ids;
             }
         }
 
-        let u = &self.updates;
-        if !u.external_id.is_empty() {
-            let what = &format!(
-                "applying {} updates of {owner}",
-                u.count.iter().sum::<usize>()
-            );
-            let statement = tx.prepare_cached(APPLY_UPDATES).await.or_retry(what)?;
-            let rows = tx
-                .query(
-                    &statement,
-                    &[
-                        brand,
-                        connector,
-                        &u.external_id,
-                        &u.text,
-                        &u.json,
-                        &u.edited,
-                        &u.deleted,
-                        &u.hidden,
-                    ],
-                )
-                .await
-                .or_retry(what)?;
-            let found: std::collections::HashSet<String> =
-                rows.iter().map(|row| row.get(0)).collect();
-            for (external_id, count) in u.external_id.iter().zip(&u.count) {
-                if found.contains(external_id) {
-                    outcome.updates_applied += count;
-                } else {
-                    outcome.updates_unknown += count;
-                }
+        let insert = async {
+            if new_rows.is_empty() {
+                return Ok(0);
             }
-        }
-
-        if let Some(cursor) = &self.next_cursor {
-            let what = &format!("storing the cursor of {owner}");
-            let statement = tx.prepare_cached(STORE_CURSOR).await.or_retry(what)?;
+            let pick = |column: &[String]| -> Vec<String> {
+                new_rows.iter().map(|&r| column[r].clone()).collect()
+            };
+            let external_id = pick(&m.external_id);
+            let thread_id = pick(&m.thread_id);
+            let author_handle = pick(&m.author_handle);
+            let text = pick(&m.text);
+            let json = pick(&m.json);
+            let direction: Vec<&str> = new_rows.iter().map(|&r| m.direction[r]).collect();
+            let kind: Vec<&str> = new_rows.iter().map(|&r| m.kind[r]).collect();
+            let created_at: Vec<i64> = new_rows.iter().map(|&r| m.created_at[r]).collect();
+            let statement = tx.prepare_cached(INSERT_MESSAGES).await?;
+            tx.execute(
+                &statement,
+                &[
+                    brand,
+                    connector,
+                    &self.channel,
+                    &received_at,
+                    &external_id,
+                    &thread_id,
+                    &case_ids,
+                    &direction,
+                    &kind,
+                    &created_at,
+                    &author_handle,
+                    &text,
+                    &json,
+                ],
+            )
+            .await
+        };
+        let update = async {
+            if u.external_id.is_empty() {
+                return Ok(Vec::new());
+            }
+            let statement = tx.prepare_cached(APPLY_UPDATES).await?;
+            tx.query(
+                &statement,
+                &[
+                    brand,
+                    connector,
+                    &u.external_id,
+                    &u.text,
+                    &u.json,
+                    &u.edited,
+                    &u.deleted,
+                    &u.hidden,
+                ],
+            )
+            .await
+        };
+        let cursor = async {
+            let Some(cursor) = &self.next_cursor else {
+                return Ok(0);
+            };
+            let statement = tx.prepare_cached(STORE_CURSOR).await?;
             tx.execute(&statement, &[brand, connector, cursor, &received_at])
                 .await
-                .or_retry(what)?;
+        };
+        let (inserted, updated, _) = tokio::try_join!(insert, update, cursor).or_retry(what)?;
+        if inserted != new_rows.len() as u64 {
+            return Err(Retry::Fail(StorageError::Query(format!(
+                "{what}: {} of its {} new messages were stored meanwhile by a writer that \
+                 does not take the connector's lock (an older webcare on the same database?)",
+                new_rows.len() as u64 - inserted,
+                new_rows.len()
+            ))));
+        }
+        outcome.inserted = new_rows.len();
+        let found: std::collections::HashSet<String> =
+            updated.iter().map(|row| row.get(0)).collect();
+        for (external_id, count) in u.external_id.iter().zip(&u.count) {
+            if found.contains(external_id) {
+                outcome.updates_applied += count;
+            } else {
+                outcome.updates_unknown += count;
+            }
         }
 
-        tx.commit()
-            .await
-            .or_retry(format_args!("committing a batch of {owner}"))?;
+        tx.commit().await.or_retry(what)?;
         Ok(outcome)
     }
 
-    /// Puts the inserted messages (`ids`: external id → row id) into their
-    /// threads' cases, opening cases where an inbound message starts one.
-    /// Returns how many cases it opened.
-    async fn assign_cases(
+    /// Puts the new messages (`rows`, in batch order) into their threads'
+    /// cases (`case_of`: thread → case, the ones that exist), opening a
+    /// case where an inbound message starts one, exactly as applying them
+    /// one by one would. Returns how many cases it opened and each row's
+    /// case.
+    async fn cases(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
-        ids: &HashMap<String, i64>,
-    ) -> Result<usize, Retry> {
+        rows: &[usize],
+        case_of: &mut HashMap<String, i64>,
+    ) -> Result<(usize, Vec<Option<i64>>), Retry> {
         let owner = &self.owner;
         let m = &self.messages;
-        // Threads in order of their first inserted message.
+        // Threads in order of their first new message.
         let mut threads: Vec<ThreadWork> = Vec::new();
         let mut by_thread: HashMap<&str, usize> = HashMap::new();
-        for (r, external_id) in m.external_id.iter().enumerate() {
-            if !ids.contains_key(external_id) {
-                continue;
-            }
+        for &r in rows {
             let t = *by_thread.entry(&m.thread_id[r]).or_insert_with(|| {
                 threads.push(ThreadWork {
                     thread_id: m.thread_id[r].clone(),
@@ -919,120 +983,88 @@ impl CommitWork {
             threads[t].rows.push(r);
         }
 
-        let mut case_of: HashMap<String, i64> = HashMap::new();
-        let mut links: (Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new());
-        let mut opened = 0;
-        // Threads still to settle: first as existing cases, then as new
-        // ones, then (a case another host opened meanwhile) existing again.
-        let mut pending: Vec<&ThreadWork> = threads.iter().collect();
-        for round in 0..3 {
-            if pending.is_empty() {
-                break;
-            }
-            let mut touch = DeltaColumns::default();
-            for t in &pending {
+        let mut touch = DeltaColumns::default();
+        let mut touch_ids: Vec<i64> = Vec::new();
+        let mut open = DeltaColumns::default();
+        // Per thread to open: where its first inbound message is.
+        let mut starts: HashMap<&str, usize> = HashMap::new();
+        for t in &threads {
+            if let Some(&id) = case_of.get(&t.thread_id) {
+                touch_ids.push(id);
                 touch.push(&t.thread_id, CaseDelta::of(m, &t.rows));
+            } else if let Some(k) = t.rows.iter().position(|&r| m.inbound[r]) {
+                // Outbound messages before it stay without a case.
+                starts.insert(&t.thread_id, k);
+                open.push(&t.thread_id, CaseDelta::of(m, &t.rows[k..]));
             }
-            let what = &format!("updating the cases of {owner}");
-            let statement = tx.prepare_cached(TOUCH_CASES).await.or_retry(what)?;
-            let rows = tx
-                .query(
-                    &statement,
-                    &[
-                        &self.brand,
-                        &self.connector,
-                        &touch.thread_id,
-                        &touch.n,
-                        &touch.last_at,
-                        &touch.first_at,
-                        &touch.author,
-                        &touch.preview,
-                        &touch.has_inbound,
-                    ],
-                )
-                .await
-                .or_retry(what)?;
-            for row in rows {
-                let (id, thread): (i64, String) = (row.get(0), row.get(1));
-                case_of.insert(thread, id);
-            }
-            for t in &pending {
-                if let Some(&case_id) = case_of.get(&t.thread_id) {
-                    for &r in &t.rows {
-                        links.0.push(ids[&m.external_id[r]]);
-                        links.1.push(case_id);
-                    }
-                }
-            }
-            pending.retain(|t| !case_of.contains_key(&t.thread_id));
+        }
 
-            // Threads without a case: an inbound message opens one, and
-            // the messages from it on belong to it; outbound messages
-            // before it stay without a case.
-            let mut open = DeltaColumns::default();
-            let mut starts: HashMap<&str, usize> = HashMap::new();
-            for t in &pending {
-                if let Some(k) = t.rows.iter().position(|&r| m.inbound[r]) {
-                    starts.insert(&t.thread_id, k);
-                    open.push(&t.thread_id, CaseDelta::of(m, &t.rows[k..]));
-                }
+        let what = &format!("updating the cases of {owner}");
+        let touched = async {
+            if touch.is_empty() {
+                return Ok(0);
             }
-            // Threads with only outbound messages need no case.
-            pending.retain(|t| starts.contains_key(t.thread_id.as_str()));
+            let statement = tx.prepare_cached(TOUCH_CASES).await?;
+            tx.execute(
+                &statement,
+                &[
+                    &self.brand,
+                    &touch_ids,
+                    &touch.n,
+                    &touch.last_at,
+                    &touch.first_at,
+                    &touch.author,
+                    &touch.preview,
+                    &touch.has_inbound,
+                ],
+            )
+            .await
+        };
+        let opened = async {
             if open.is_empty() {
-                break;
+                return Ok(Vec::new());
             }
-            let what = &format!("opening cases of {owner}");
-            let statement = tx.prepare_cached(OPEN_CASES).await.or_retry(what)?;
-            let rows = tx
-                .query(
-                    &statement,
-                    &[
-                        &self.brand,
-                        &self.connector,
-                        &self.channel,
-                        &open.thread_id,
-                        &open.n,
-                        &open.last_at,
-                        &open.first_at,
-                        &open.author,
-                        &open.preview,
-                    ],
-                )
-                .await
-                .or_retry(what)?;
-            let mut new_cases: HashMap<String, i64> = HashMap::new();
-            for row in rows {
-                new_cases.insert(row.get(1), row.get(0));
-            }
-            opened += new_cases.len();
-            for t in &pending {
-                if let Some(&case_id) = new_cases.get(&t.thread_id) {
-                    for &r in &t.rows[starts[t.thread_id.as_str()]..] {
-                        links.0.push(ids[&m.external_id[r]]);
-                        links.1.push(case_id);
-                    }
-                }
-            }
-            case_of.extend(new_cases);
-            pending.retain(|t| !case_of.contains_key(&t.thread_id));
-            if round == 2 && !pending.is_empty() {
-                return Err(Retry::Fail(StorageError::Query(format!(
-                    "assigning cases for {owner}: the case of thread {:?} neither exists nor \
-                     could be opened",
-                    pending[0].thread_id
-                ))));
-            }
+            let statement = tx.prepare_cached(OPEN_CASES).await?;
+            tx.query(
+                &statement,
+                &[
+                    &self.brand,
+                    &self.connector,
+                    &self.channel,
+                    &open.thread_id,
+                    &open.n,
+                    &open.last_at,
+                    &open.first_at,
+                    &open.author,
+                    &open.preview,
+                ],
+            )
+            .await
+        };
+        let (touched, opened) = tokio::try_join!(touched, opened).or_retry(what)?;
+        if touched != touch_ids.len() as u64 || opened.len() != open.thread_id.len() {
+            return Err(Retry::Fail(StorageError::Query(format!(
+                "{what}: cases changed meanwhile under a writer that does not take the \
+                 connector's lock (an older webcare on the same database?)"
+            ))));
+        }
+        for row in &opened {
+            case_of.insert(row.get(1), row.get(0));
         }
 
-        if !links.0.is_empty() {
-            let what = &format!("linking messages of {owner} to their cases");
-            let statement = tx.prepare_cached(LINK_MESSAGES).await.or_retry(what)?;
-            tx.execute(&statement, &[&links.0, &links.1])
-                .await
-                .or_retry(what)?;
+        let mut ids: Vec<Option<i64>> = vec![None; m.external_id.len()];
+        for t in &threads {
+            let from = match starts.get(t.thread_id.as_str()) {
+                Some(&k) => k,
+                None if case_of.contains_key(&t.thread_id) => 0,
+                None => continue,
+            };
+            let case_id = case_of[&t.thread_id];
+            for &r in &t.rows[from..] {
+                ids[r] = Some(case_id);
+            }
         }
-        Ok(opened)
+        Ok((opened.len(), rows.iter().map(|&r| ids[r]).collect()))
     }
 }
 
