@@ -68,7 +68,13 @@ impl TestDatabase {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
-        let url = to_url(&admin, &name);
+        let mut url = to_url(&admin, &name);
+        // Connection parameters of the server URL (`?options=...`) apply
+        // to the test databases too.
+        if let Some((_, query)) = server.split_once('?') {
+            url.push('?');
+            url.push_str(query);
+        }
         Some(TestDatabase { url, name, admin })
     }
 }

@@ -42,7 +42,9 @@ use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
@@ -70,6 +72,9 @@ const STATE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Connections of the state store's own pool.
 const STATE_POOL_SIZE: usize = 2;
+
+/// Session option of every connection (see [`PostgresStorage::connect_with`]).
+const CUSTOM_PLANS: &str = "-c plan_cache_mode=force_custom_plan";
 
 /// Attempts at a commit that PostgreSQL aborted for a deadlock or a
 /// serialization failure (both mean: run it again).
@@ -261,6 +266,15 @@ impl PostgresStorage {
         if config.get_application_name().is_none() {
             config.application_name("webcare");
         }
+        // Plan each execution for its arguments. A cached generic plan is
+        // made once per connection, often while the tables are still small
+        // and unanalysed, and then kept: for `external_id = ANY($3)` that
+        // can be a sequential scan, 100 times slower once the queue grows.
+        let session = match config.get_options() {
+            Some(given) => format!("{given} {CUSTOM_PLANS}"),
+            None => CUSTOM_PLANS.to_string(),
+        };
+        config.options(&session);
         let location: Arc<str> = location_of(&config).into();
         let pool = build_pool(config.clone(), options.pool_size.max(1), &location)?;
         {
@@ -640,10 +654,6 @@ impl DeltaColumns {
             }
         }
     }
-
-    fn is_empty(&self) -> bool {
-        self.thread_id.is_empty()
-    }
 }
 
 /// Serialises the commits of one connector, across hosts: see
@@ -679,18 +689,8 @@ const TOUCH_CASES: &str = "
          AS u(id, n, last_at, first_at, author, preview, has_inbound)
     WHERE c.id = u.id AND c.brand = $1";
 
-/// Opens cases, ids in the given order.
-const OPEN_CASES: &str = "
-    INSERT INTO cases (brand, connector, channel, thread_id, status, message_count,
-                       first_message_at, last_message_at, author, preview)
-    SELECT $1, $2, $3, u.thread_id, 'new', u.n, u.first_at, u.last_at, u.author, u.preview
-    FROM unnest($4::text[], $5::int8[], $6::int8[], $7::int8[], $8::text[], $9::text[])
-         WITH ORDINALITY AS u(thread_id, n, last_at, first_at, author, preview, ord)
-    ORDER BY u.ord
-    ON CONFLICT (brand, connector, thread_id) DO NOTHING
-    RETURNING id, thread_id";
-
-/// Inserts messages, ids in batch order, each with its case.
+/// Inserts messages, ids in batch order, each with its case: `case_id`
+/// for an existing case.
 const INSERT_MESSAGES: &str = "
     INSERT INTO messages (brand, connector, channel, external_id, thread_id, case_id,
                           direction, kind, created_at, received_at, author_handle, text,
@@ -701,6 +701,34 @@ const INSERT_MESSAGES: &str = "
                 $11::text[], $12::text[], $13::text[])
          WITH ORDINALITY AS u(external_id, thread_id, case_id, direction, kind, created_at,
                               author_handle, text, message_json, ord)
+    ORDER BY u.ord
+    ON CONFLICT (brand, connector, external_id) DO NOTHING";
+
+/// [`INSERT_MESSAGES`] that first opens cases (ids in the given order;
+/// plain `INSERT`: under the connector's lock a case cannot appear
+/// meanwhile, and if one did the commit would fail and be retried), and
+/// links the rows whose `open_thread` names one of them.
+const OPEN_CASES_AND_INSERT_MESSAGES: &str = "
+    WITH opened AS (
+        INSERT INTO cases (brand, connector, channel, thread_id, status, message_count,
+                           first_message_at, last_message_at, author, preview)
+        SELECT $1, $2, $3, c.thread_id, 'new', c.n, c.first_at, c.last_at, c.author, c.preview
+        FROM unnest($15::text[], $16::int8[], $17::int8[], $18::int8[], $19::text[],
+                    $20::text[])
+             WITH ORDINALITY AS c(thread_id, n, last_at, first_at, author, preview, ord)
+        ORDER BY c.ord
+        RETURNING id, thread_id
+    )
+    INSERT INTO messages (brand, connector, channel, external_id, thread_id, case_id,
+                          direction, kind, created_at, received_at, author_handle, text,
+                          message_json)
+    SELECT $1, $2, $3, u.external_id, u.thread_id, COALESCE(u.case_id, o.id), u.direction,
+           u.kind, u.created_at, $4, u.author_handle, u.text, u.message_json
+    FROM unnest($5::text[], $6::text[], $7::int8[], $8::text[], $9::text[], $10::int8[],
+                $11::text[], $12::text[], $13::text[], $14::text[])
+         WITH ORDINALITY AS u(external_id, thread_id, case_id, direction, kind, created_at,
+                              author_handle, text, message_json, open_thread, ord)
+         LEFT JOIN opened AS o ON o.thread_id = u.open_thread
     ORDER BY u.ord
     ON CONFLICT (brand, connector, external_id) DO NOTHING";
 
@@ -782,8 +810,18 @@ impl CommitWork {
     async fn run(&self, pool: &Pool, location: &str) -> Result<CommitOutcome, StorageError> {
         let mut attempt = 1;
         loop {
-            let mut client = get(pool, location).await?;
-            match self.apply(&mut client).await {
+            // Back to the pool only after a finished commit: a commit that
+            // failed or was cancelled halfway may leave its transaction
+            // open, so that connection is closed instead.
+            let mut client = Unfinished(Some(get(pool, location).await?));
+            let result = match client.0.as_mut() {
+                Some(object) => self.apply(object).await,
+                None => unreachable!("the connection is taken only below"),
+            };
+            if result.is_ok() {
+                client.0.take();
+            }
+            match result {
                 Err(Retry::Again(e)) if attempt < COMMIT_ATTEMPTS => {
                     tracing::debug!(owner = %self.owner, attempt, error = %e, "commit retried");
                     attempt += 1;
@@ -810,138 +848,187 @@ impl CommitWork {
     /// of one connector (two hosts polling it, a webhook next to a poll)
     /// take turns, so what the lookups find (messages stored, cases open)
     /// stays true until the commit ends, and each message is inserted with
-    /// its case in one go. Other connectors commit in parallel. The unique
-    /// indexes stay the last word: a message inserted by a writer that
-    /// skipped the lock fails the commit rather than being counted wrong.
+    /// its case in one go. Other connectors commit in parallel.
     ///
-    /// Statements that do not wait for each other's results are pipelined
-    /// (sent together, executed in order): five round trips per commit.
-    async fn apply(&self, client: &mut deadpool_postgres::Object) -> Result<CommitOutcome, Retry> {
+    /// Two round trips, each a pipeline of statements executed in order:
+    /// `BEGIN`, the lock and the lookups; then the case updates, the new
+    /// cases with the messages, the updates, the cursor and `COMMIT` (which
+    /// PostgreSQL turns into a rollback if anything before it failed).
+    /// Every statement is prepared before the first is sent, so that none
+    /// waits for a `Parse` while the next ones go ahead of it.
+    async fn apply(&self, client: &mut Object) -> Result<CommitOutcome, Retry> {
         let owner = &self.owner;
         let (brand, connector) = (&self.brand, &self.connector);
         let m = &self.messages;
         let u = &self.updates;
         let what = &format!("committing a batch of {owner}");
-        let tx = client.transaction().await.or_retry(what)?;
+        let (lock, find_messages, find_cases, touch_cases, insert, open_and_insert, apply, cursor) =
+            tokio::try_join!(
+                client.prepare_cached(LOCK_CONNECTOR),
+                client.prepare_cached(FIND_MESSAGES),
+                client.prepare_cached(FIND_CASES),
+                client.prepare_cached(TOUCH_CASES),
+                client.prepare_cached(INSERT_MESSAGES),
+                client.prepare_cached(OPEN_CASES_AND_INSERT_MESSAGES),
+                client.prepare_cached(APPLY_UPDATES),
+                client.prepare_cached(STORE_CURSOR),
+            )
+            .or_retry(what)?;
         let received_at = now_ms();
         let mut outcome = CommitOutcome {
             duplicates: self.batch_duplicates,
             ..CommitOutcome::default()
         };
 
-        // New messages and their cases.
-        let mut new_rows: Vec<usize> = Vec::new();
-        let mut case_ids: Vec<Option<i64>> = Vec::new();
-        if !m.external_id.is_empty() {
+        // Round trip 1: which messages are new, which cases exist.
+        let mut plan = CasePlan::default();
+        let began = !m.external_id.is_empty();
+        if began {
             let mut threads: Vec<&str> = m.thread_id.iter().map(String::as_str).collect();
             threads.sort_unstable();
             threads.dedup();
-            let (lock, find_messages, find_cases) = tokio::try_join!(
-                tx.prepare_cached(LOCK_CONNECTOR),
-                tx.prepare_cached(FIND_MESSAGES),
-                tx.prepare_cached(FIND_CASES),
-            )
-            .or_retry(what)?;
             let lock_args: [&(dyn ToSql + Sync); 2] = [brand, connector];
             let messages_args: [&(dyn ToSql + Sync); 3] = [brand, connector, &m.external_id];
             let cases_args: [&(dyn ToSql + Sync); 3] = [brand, connector, &threads];
-            let (_, stored, cases) = tokio::try_join!(
-                tx.execute(&lock, &lock_args),
-                tx.query(&find_messages, &messages_args),
-                tx.query(&find_cases, &cases_args),
+            let (_, _, stored, cases) = tokio::try_join!(
+                client.batch_execute("BEGIN"),
+                client.execute(&lock, &lock_args),
+                client.query(&find_messages, &messages_args),
+                client.query(&find_cases, &cases_args),
             )
             .or_retry(what)?;
             let stored: std::collections::HashSet<&str> =
                 stored.iter().map(|row| row.get(0)).collect();
-            let mut case_of: HashMap<String, i64> = cases
+            let existing: HashMap<String, i64> = cases
                 .iter()
                 .map(|row| (row.get::<_, String>(1), row.get::<_, i64>(0)))
                 .collect();
-            new_rows = (0..m.external_id.len())
+            let new_rows: Vec<usize> = (0..m.external_id.len())
                 .filter(|&r| !stored.contains(m.external_id[r].as_str()))
                 .collect();
             outcome.duplicates += m.external_id.len() - new_rows.len();
-            if !new_rows.is_empty() {
-                let (opened, ids) = self.cases(&tx, &new_rows, &mut case_of).await?;
-                outcome.cases_opened = opened;
-                case_ids = ids;
-            }
+            plan = CasePlan::new(m, new_rows, &existing);
+            outcome.cases_opened = plan.open.thread_id.len();
         }
 
-        let insert = async {
-            if new_rows.is_empty() {
-                return Ok(0);
-            }
-            let pick = |column: &[String]| -> Vec<String> {
-                new_rows.iter().map(|&r| column[r].clone()).collect()
-            };
-            let external_id = pick(&m.external_id);
-            let thread_id = pick(&m.thread_id);
-            let author_handle = pick(&m.author_handle);
-            let text = pick(&m.text);
-            let json = pick(&m.json);
-            let direction: Vec<&str> = new_rows.iter().map(|&r| m.direction[r]).collect();
-            let kind: Vec<&str> = new_rows.iter().map(|&r| m.kind[r]).collect();
-            let created_at: Vec<i64> = new_rows.iter().map(|&r| m.created_at[r]).collect();
-            let statement = tx.prepare_cached(INSERT_MESSAGES).await?;
-            tx.execute(
-                &statement,
-                &[
-                    brand,
-                    connector,
-                    &self.channel,
-                    &received_at,
-                    &external_id,
-                    &thread_id,
-                    &case_ids,
-                    &direction,
-                    &kind,
-                    &created_at,
-                    &author_handle,
-                    &text,
-                    &json,
-                ],
-            )
-            .await
+        // Round trip 2: write and commit.
+        let rows = &plan.rows;
+        let pick = |column: &[String]| -> Vec<String> {
+            rows.iter().map(|&r| column[r].clone()).collect()
         };
-        let update = async {
-            if u.external_id.is_empty() {
-                return Ok(Vec::new());
-            }
-            let statement = tx.prepare_cached(APPLY_UPDATES).await?;
-            tx.query(
-                &statement,
-                &[
-                    brand,
-                    connector,
-                    &u.external_id,
-                    &u.text,
-                    &u.json,
-                    &u.edited,
-                    &u.deleted,
-                    &u.hidden,
-                ],
-            )
-            .await
-        };
-        let cursor = async {
-            let Some(cursor) = &self.next_cursor else {
-                return Ok(0);
-            };
-            let statement = tx.prepare_cached(STORE_CURSOR).await?;
-            tx.execute(&statement, &[brand, connector, cursor, &received_at])
-                .await
-        };
-        let (inserted, updated, _) = tokio::try_join!(insert, update, cursor).or_retry(what)?;
-        if inserted != new_rows.len() as u64 {
-            return Err(Retry::Fail(StorageError::Query(format!(
-                "{what}: {} of its {} new messages were stored meanwhile by a writer that \
-                 does not take the connector's lock (an older webcare on the same database?)",
-                new_rows.len() as u64 - inserted,
-                new_rows.len()
-            ))));
+        let (external_id, thread_id, author_handle, text, json) = (
+            pick(&m.external_id),
+            pick(&m.thread_id),
+            pick(&m.author_handle),
+            pick(&m.text),
+            pick(&m.json),
+        );
+        let direction: Vec<&str> = rows.iter().map(|&r| m.direction[r]).collect();
+        let kind: Vec<&str> = rows.iter().map(|&r| m.kind[r]).collect();
+        let created_at: Vec<i64> = rows.iter().map(|&r| m.created_at[r]).collect();
+        let (t, o) = (&plan.touch, &plan.open);
+        let mut insert_args: Vec<&(dyn ToSql + Sync)> = vec![
+            brand,
+            connector,
+            &self.channel,
+            &received_at,
+            &external_id,
+            &thread_id,
+            &plan.case_id,
+            &direction,
+            &kind,
+            &created_at,
+            &author_handle,
+            &text,
+            &json,
+        ];
+        let opens = !o.thread_id.is_empty();
+        if opens {
+            insert_args.extend_from_slice(&[
+                &plan.open_thread,
+                &o.thread_id,
+                &o.n,
+                &o.last_at,
+                &o.first_at,
+                &o.author,
+                &o.preview,
+            ]);
         }
-        outcome.inserted = new_rows.len();
+        let touch_args: [&(dyn ToSql + Sync); 8] = [
+            brand,
+            &plan.touch_ids,
+            &t.n,
+            &t.last_at,
+            &t.first_at,
+            &t.author,
+            &t.preview,
+            &t.has_inbound,
+        ];
+        let apply_args: [&(dyn ToSql + Sync); 8] = [
+            brand,
+            connector,
+            &u.external_id,
+            &u.text,
+            &u.json,
+            &u.edited,
+            &u.deleted,
+            &u.hidden,
+        ];
+        let (_, touched, inserted, updated, _, _) = tokio::try_join!(
+            async {
+                match began {
+                    true => Ok(()),
+                    false => client.batch_execute("BEGIN").await,
+                }
+            },
+            async {
+                match t.thread_id.is_empty() {
+                    true => Ok(0),
+                    false => client.execute(&touch_cases, &touch_args).await,
+                }
+            },
+            async {
+                match (rows.is_empty(), opens) {
+                    (true, _) => Ok(0),
+                    (false, true) => client.execute(&open_and_insert, &insert_args).await,
+                    (false, false) => client.execute(&insert, &insert_args).await,
+                }
+            },
+            async {
+                match u.external_id.is_empty() {
+                    true => Ok(Vec::new()),
+                    false => client.query(&apply, &apply_args).await,
+                }
+            },
+            async {
+                match &self.next_cursor {
+                    None => Ok(0),
+                    Some(next) => {
+                        client
+                            .execute(&cursor, &[brand, connector, next, &received_at])
+                            .await
+                    }
+                }
+            },
+            client.batch_execute("COMMIT"),
+        )
+        .or_retry(what)?;
+
+        if touched != plan.touch_ids.len() as u64 {
+            tracing::error!(owner = %owner, "a case of the batch vanished during its commit");
+        }
+        outcome.inserted = usize::try_from(inserted).unwrap_or(usize::MAX);
+        if outcome.inserted != rows.len() {
+            // Only a writer that skips the connector's lock can do this;
+            // the unique index kept the queue free of duplicates.
+            tracing::error!(
+                owner = %owner,
+                "{} messages of the batch were stored meanwhile by a writer that does not \
+                 take the connector's lock (an older webcare on the same database?)",
+                rows.len() - outcome.inserted
+            );
+            outcome.duplicates += rows.len() - outcome.inserted;
+        }
         let found: std::collections::HashSet<String> =
             updated.iter().map(|row| row.get(0)).collect();
         for (external_id, count) in u.external_id.iter().zip(&u.count) {
@@ -951,28 +1038,33 @@ impl CommitWork {
                 outcome.updates_unknown += count;
             }
         }
-
-        tx.commit().await.or_retry(what)?;
         Ok(outcome)
     }
+}
 
-    /// Puts the new messages (`rows`, in batch order) into their threads'
-    /// cases (`case_of`: thread → case, the ones that exist), opening a
-    /// case where an inbound message starts one, exactly as applying them
-    /// one by one would. Returns how many cases it opened and each row's
-    /// case.
-    async fn cases(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        rows: &[usize],
-        case_of: &mut HashMap<String, i64>,
-    ) -> Result<(usize, Vec<Option<i64>>), Retry> {
-        let owner = &self.owner;
-        let m = &self.messages;
+/// What the new messages of a batch do to cases, decided from what the
+/// lookups found, exactly as applying the messages one by one would.
+#[derive(Default)]
+struct CasePlan {
+    /// The new rows (indexes into [`MessageColumns`]), in batch order.
+    rows: Vec<usize>,
+    /// Per new row: its existing case.
+    case_id: Vec<Option<i64>>,
+    /// Per new row: the thread of the case it opens or joins in this batch.
+    open_thread: Vec<Option<String>>,
+    /// Existing cases the batch adds to.
+    touch_ids: Vec<i64>,
+    touch: DeltaColumns,
+    /// Cases to open, in order of their first inbound message.
+    open: DeltaColumns,
+}
+
+impl CasePlan {
+    fn new(m: &MessageColumns, rows: Vec<usize>, existing: &HashMap<String, i64>) -> Self {
         // Threads in order of their first new message.
         let mut threads: Vec<ThreadWork> = Vec::new();
         let mut by_thread: HashMap<&str, usize> = HashMap::new();
-        for &r in rows {
+        for &r in &rows {
             let t = *by_thread.entry(&m.thread_id[r]).or_insert_with(|| {
                 threads.push(ThreadWork {
                     thread_id: m.thread_id[r].clone(),
@@ -982,89 +1074,49 @@ impl CommitWork {
             });
             threads[t].rows.push(r);
         }
-
-        let mut touch = DeltaColumns::default();
-        let mut touch_ids: Vec<i64> = Vec::new();
-        let mut open = DeltaColumns::default();
-        // Per thread to open: where its first inbound message is.
-        let mut starts: HashMap<&str, usize> = HashMap::new();
+        let mut case_id: HashMap<usize, i64> = HashMap::new();
+        let mut open_thread: HashMap<usize, &str> = HashMap::new();
+        let mut plan = CasePlan::default();
+        // Cases open in the order their first inbound message comes.
+        let mut opening: Vec<(usize, &ThreadWork, usize)> = Vec::new();
         for t in &threads {
-            if let Some(&id) = case_of.get(&t.thread_id) {
-                touch_ids.push(id);
-                touch.push(&t.thread_id, CaseDelta::of(m, &t.rows));
+            if let Some(&id) = existing.get(&t.thread_id) {
+                plan.touch_ids.push(id);
+                plan.touch.push(&t.thread_id, CaseDelta::of(m, &t.rows));
+                for &r in &t.rows {
+                    case_id.insert(r, id);
+                }
             } else if let Some(k) = t.rows.iter().position(|&r| m.inbound[r]) {
                 // Outbound messages before it stay without a case.
-                starts.insert(&t.thread_id, k);
-                open.push(&t.thread_id, CaseDelta::of(m, &t.rows[k..]));
+                opening.push((t.rows[k], t, k));
+                for &r in &t.rows[k..] {
+                    open_thread.insert(r, &t.thread_id);
+                }
             }
         }
+        opening.sort_by_key(|(first, _, _)| *first);
+        for (_, t, k) in opening {
+            plan.open.push(&t.thread_id, CaseDelta::of(m, &t.rows[k..]));
+        }
+        plan.case_id = rows.iter().map(|r| case_id.get(r).copied()).collect();
+        plan.open_thread = rows
+            .iter()
+            .map(|r| open_thread.get(r).map(|t| t.to_string()))
+            .collect();
+        plan.rows = rows;
+        plan
+    }
+}
 
-        let what = &format!("updating the cases of {owner}");
-        let touched = async {
-            if touch.is_empty() {
-                return Ok(0);
-            }
-            let statement = tx.prepare_cached(TOUCH_CASES).await?;
-            tx.execute(
-                &statement,
-                &[
-                    &self.brand,
-                    &touch_ids,
-                    &touch.n,
-                    &touch.last_at,
-                    &touch.first_at,
-                    &touch.author,
-                    &touch.preview,
-                    &touch.has_inbound,
-                ],
-            )
-            .await
-        };
-        let opened = async {
-            if open.is_empty() {
-                return Ok(Vec::new());
-            }
-            let statement = tx.prepare_cached(OPEN_CASES).await?;
-            tx.query(
-                &statement,
-                &[
-                    &self.brand,
-                    &self.connector,
-                    &self.channel,
-                    &open.thread_id,
-                    &open.n,
-                    &open.last_at,
-                    &open.first_at,
-                    &open.author,
-                    &open.preview,
-                ],
-            )
-            .await
-        };
-        let (touched, opened) = tokio::try_join!(touched, opened).or_retry(what)?;
-        if touched != touch_ids.len() as u64 || opened.len() != open.thread_id.len() {
-            return Err(Retry::Fail(StorageError::Query(format!(
-                "{what}: cases changed meanwhile under a writer that does not take the \
-                 connector's lock (an older webcare on the same database?)"
-            ))));
-        }
-        for row in &opened {
-            case_of.insert(row.get(1), row.get(0));
-        }
+/// A pooled connection in the middle of a commit: dropped with its
+/// connection (so PostgreSQL rolls back whatever is open) unless taken out.
+struct Unfinished(Option<Object>);
 
-        let mut ids: Vec<Option<i64>> = vec![None; m.external_id.len()];
-        for t in &threads {
-            let from = match starts.get(t.thread_id.as_str()) {
-                Some(&k) => k,
-                None if case_of.contains_key(&t.thread_id) => 0,
-                None => continue,
-            };
-            let case_id = case_of[&t.thread_id];
-            for &r in &t.rows[from..] {
-                ids[r] = Some(case_id);
-            }
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(object) = self.0.take() {
+            drop(Object::take(object));
         }
-        Ok((opened.len(), rows.iter().map(|&r| ids[r]).collect()))
     }
 }
 
@@ -1083,7 +1135,8 @@ impl<T> OrRetry<T> for Result<T, tokio_postgres::Error> {
         self.map_err(|e| match e.code() {
             Some(code)
                 if *code == SqlState::T_R_DEADLOCK_DETECTED
-                    || *code == SqlState::T_R_SERIALIZATION_FAILURE =>
+                    || *code == SqlState::T_R_SERIALIZATION_FAILURE
+                    || *code == SqlState::UNIQUE_VIOLATION =>
             {
                 Retry::Again(e)
             }
