@@ -8,7 +8,7 @@
 //! and are skipped when it cannot be reached.
 //! 1. ingest: messages/s through the real path (template plugin polling a
 //!    fast loopback feed → host → queue), in process: SQLite with pages of
-//!    1 000, PostgreSQL with pages of 100;
+//!    1 000, PostgreSQL with pages of 100 and of 1 000;
 //! 2. commit: messages/s of `Storage::commit` alone, 100-message batches
 //!    (new threads of four, so cases are opened too), one connector
 //!    committing after the other and four at once, SQLite and PostgreSQL;
@@ -407,6 +407,9 @@ fn main() {
             ingest(&plugin, sqlite, "SQLite, WAL", 1000, 100).await;
             if let Some((_db, pg)) = postgres("bench ingest").await {
                 ingest(&plugin, pg, "PostgreSQL", 100, 500).await;
+            }
+            if let Some((_db, pg)) = postgres("bench ingest").await {
+                ingest(&plugin, pg, "PostgreSQL", 1000, 100).await;
             }
         }
         if wanted("commit") {

@@ -659,7 +659,9 @@ async fn webcare_run_ingests_into_postgres() {
 #[test]
 fn storage_config_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: &[(&str, &[(&str, &str)], &[&str])] = &[
+    // (the [storage] table, the environment, what the error must say)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: &[Case] = &[
         (
             "[storage]\nkind = \"postgres\"\nurl = { env = \"WEBCARE_DATABASE_URL\" }\ncolour = \"blue\"",
             &[("WEBCARE_DATABASE_URL", "postgres://postgres@127.0.0.1/x")],
