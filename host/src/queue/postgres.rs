@@ -8,18 +8,22 @@
 //!   connections over plain TCP (no TLS to the database yet: keep the server
 //!   on the host, a private network or a tunnel).
 //! * **Concurrency.** Several hosts may commit at once, the same messages
-//!   and the same threads included. Deduplication is the unique index on
-//!   (brand, connector, external id) with `ON CONFLICT DO NOTHING`: the
-//!   second transaction waits for the first and then skips its rows. Case
-//!   counters are updated relative to the row as it is when the update gets
-//!   its lock, so no update is lost; a case that appears between looking
-//!   for it and creating it is found by the creating `INSERT ... ON
-//!   CONFLICT DO NOTHING` and then updated instead. A deadlock between two
-//!   overlapping batches (possible when they hold the same messages in
-//!   different orders) makes PostgreSQL abort one of them, which is then
-//!   retried from the start.
-//! * **Speed.** A commit is a handful of statements whatever the batch size:
-//!   rows go in as arrays (`unnest`), not one statement per message.
+//!   and the same threads included. A commit first takes a
+//!   transaction-scoped advisory lock on its (brand, connector): commits of
+//!   one connector take turns, commits of different connectors (which share
+//!   no message and no case) run in parallel. Under that lock the commit
+//!   looks up which messages are stored and which cases exist, and inserts
+//!   each new message with its case in one statement, opening cases with
+//!   it. Deduplication stays with the unique index (`ON CONFLICT DO
+//!   NOTHING`); case counters are updated relative to the locked row, so an
+//!   agent changing a case's status meanwhile loses nothing. A deadlock,
+//!   serialization failure or unique violation (only possible with a
+//!   writer that skips the lock) makes the commit run again from the start.
+//! * **Speed.** A commit is two round trips whatever the batch size: the
+//!   statements are pipelined, and rows go in as arrays (`unnest`), not one
+//!   statement per message. Lookups probe the unique indexes once per key
+//!   (see [`FIND_MESSAGES`]), and every execution is planned for its
+//!   arguments (`plan_cache_mode = force_custom_plan`).
 //! * **Migrations.** Versioned like SQLite's (`schema_migrations`), applied
 //!   under a transaction-scoped advisory lock so that hosts starting at once
 //!   do not race; a schema newer than this build is refused.
