@@ -484,9 +484,14 @@ async fn nul_characters_round_trip() {
         channel: "feed",
         messages: std::slice::from_ref(&m),
         updates: &[],
-        next_cursor: None,
+        next_cursor: Some("page\0two"),
     };
     assert_eq!(storage.commit(&feed, batch).await.unwrap().inserted, 1);
+    assert_eq!(
+        storage.cursor(&feed).await.unwrap().as_deref(),
+        Some("page\0two"),
+        "a cursor comes back exactly"
+    );
     let back = storage.messages("acme", 0).await.unwrap();
     assert_eq!(back[0].message, m);
     storage.state_store().set(&feed, "k\0ey", b"\0").unwrap();
@@ -750,4 +755,101 @@ fn an_unreachable_server_is_one_clear_line() {
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+/// A statement failing in the middle of the pipelined commit (here the
+/// cursor, the last write, failed by a trigger the test adds) takes the
+/// whole batch with it, although `COMMIT` was already on its way; the
+/// storage stays usable.
+#[tokio::test]
+async fn a_failure_late_in_the_commit_rolls_everything_back() {
+    let Some(db) = TestDatabase::create("late_failure_rolls_back").await else {
+        return;
+    };
+    let storage = storage(&db).await;
+    let feed = owner("acme", "feed");
+    let first = [message(1, 1, Direction::Inbound)];
+    let ok = IngestBatch {
+        channel: "feed",
+        messages: &first,
+        updates: &[],
+        next_cursor: Some("c-1"),
+    };
+    storage.commit(&feed, ok).await.unwrap();
+
+    let second = [
+        message(2, 1, Direction::Inbound),
+        message(3, 2, Direction::Inbound),
+    ];
+    let hide = [webcare::model::MessageUpdate::Hidden(
+        webcare::model::Removal {
+            external_id: "m1".to_string(),
+            thread_id: None,
+            at: None,
+            by: None,
+        },
+    )];
+    let bad = IngestBatch {
+        channel: "feed",
+        messages: &second,
+        updates: &hide,
+        next_cursor: Some("c-2"),
+    };
+    execute(
+        &db.url,
+        "CREATE FUNCTION fail_cursor() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN RAISE EXCEPTION 'injected cursor failure'; END $$;
+         CREATE TRIGGER fail_cursor BEFORE UPDATE ON cursors
+             FOR EACH ROW EXECUTE FUNCTION fail_cursor();",
+    )
+    .await;
+    let error = storage.commit(&feed, bad).await.unwrap_err();
+    assert!(
+        error.to_string().contains("injected cursor failure")
+            && error.to_string().contains("acme/feed"),
+        "the error says what failed and whose commit it was: {error}"
+    );
+    execute(&db.url, "DROP TRIGGER fail_cursor ON cursors").await;
+    let messages = storage.messages("acme", 0).await.unwrap();
+    assert_eq!(messages.len(), 1, "the batch's messages were rolled back");
+    assert!(!messages[0].hidden, "the batch's update was rolled back");
+    let cases = storage.cases(&CaseFilter::default()).await.unwrap();
+    assert_eq!(cases.len(), 1, "the batch's new case was rolled back");
+    assert_eq!(cases[0].message_count, 1, "the case update was rolled back");
+    assert_eq!(storage.cursor(&feed).await.unwrap().as_deref(), Some("c-1"));
+
+    for _ in 0..10 {
+        // More commits than the pool has connections: none is left in a
+        // half-finished transaction.
+        let again = IngestBatch {
+            channel: "feed",
+            messages: &second,
+            updates: &[],
+            next_cursor: None,
+        };
+        storage.commit(&feed, again).await.unwrap();
+    }
+    assert_eq!(storage.messages("acme", 0).await.unwrap().len(), 3);
+    assert_eq!(storage.cursor(&feed).await.unwrap().as_deref(), Some("c-1"));
+}
+
+/// A database that does not exist: one line naming it, with what to do.
+#[tokio::test]
+async fn a_missing_database_is_named() {
+    let Some(db) = TestDatabase::create("a_missing_database_is_named").await else {
+        return;
+    };
+    let (base, _) = db.url.rsplit_once('/').unwrap();
+    let url = format!("{base}/webcare_no_such_database");
+    let error = PostgresStorage::connect(&url, PostgresOptions::default())
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("webcare_no_such_database")
+            && text.contains("does not exist")
+            && text.contains("create the database"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
 }

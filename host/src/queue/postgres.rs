@@ -37,8 +37,8 @@
 //! PostgreSQL's `text` cannot hold the NUL character. The full message is
 //! kept as JSON (where NUL is escaped), so it always comes back exactly as
 //! delivered; only the filter and display columns (ids, author handle,
-//! text, preview) have NUL replaced by U+FFFD. Connector state keys are
-//! stored as bytes.
+//! text, preview) have NUL replaced by U+FFFD. Cursors and connector state
+//! keys are stored as bytes.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -139,7 +139,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE TABLE cursors (
         brand      TEXT   NOT NULL,
         connector  TEXT   NOT NULL,
-        cursor     TEXT   NOT NULL,
+        -- Bytes: a cursor is the connector's opaque string and must come
+        -- back exactly, NUL included (which text cannot hold).
+        cursor     BYTEA  NOT NULL,
         updated_at BIGINT NOT NULL,
         PRIMARY KEY (brand, connector)
     );
@@ -1022,7 +1024,7 @@ impl CommitWork {
                     None => Ok(0),
                     Some(next) => {
                         client
-                            .execute(&cursor, &[brand, connector, next, &received_at])
+                            .execute(&cursor, &[brand, connector, &next.as_bytes(), &received_at])
                             .await
                     }
                 }
@@ -1194,7 +1196,11 @@ impl Storage for PostgresStorage {
             .query_opt(&statement, &[&owner.brand, &owner.connector])
             .await
             .or_storage(what)?;
-        Ok(row.map(|row| row.get(0)))
+        row.map(|row| {
+            String::from_utf8(row.get(0))
+                .map_err(|_| StorageError::Query(format!("{what}: the stored cursor is not UTF-8")))
+        })
+        .transpose()
     }
 
     async fn cases(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>, StorageError> {
