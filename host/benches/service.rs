@@ -3,11 +3,18 @@
 //! ```text
 //! RUST_BACKTRACE=0 cargo bench -p webcare --bench service
 //! ```
+//! PostgreSQL parts use a fresh database on the server
+//! `WEBCARE_TEST_POSTGRES_URL` names (default: the local one as `postgres`)
+//! and are skipped when it cannot be reached.
 //! 1. ingest: messages/s through the real path (template plugin polling a
-//!    fast loopback feed → host → SQLite), in process;
-//! 2. startup: `webcare run` with four connectors, component cache warm, from
+//!    fast loopback feed → host → queue), in process: SQLite with pages of
+//!    1 000, PostgreSQL with pages of 100 and of 1 000;
+//! 2. commit: messages/s of `Storage::commit` alone, 100-message batches
+//!    (new threads of four, so cases are opened too), one connector
+//!    committing after the other and four at once, SQLite and PostgreSQL;
+//! 3. startup: `webcare run` with four connectors, component cache warm, from
 //!    spawn to the first completed poll of all four;
-//! 3. memory: resident set of `webcare run` with 1 000 enabled, idle
+//! 4. memory: resident set of `webcare run` with 1 000 enabled, idle
 //!    connectors (250 brands × 4).
 
 #[allow(dead_code)]
@@ -18,6 +25,9 @@ mod host_process;
 #[allow(dead_code)]
 #[path = "../../tests/src/plugins.rs"]
 mod plugins;
+#[allow(dead_code)]
+#[path = "../../tests/src/postgres_db.rs"]
+mod postgres_db;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,10 +41,13 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use fake_api::FakeApi;
 use host_process::KillOnDrop;
+use postgres_db::TestDatabase;
 use serde_json::{Value, json};
 use webcare::capabilities::{AllowList, ConnectorId, Secret};
-use webcare::queue::Storage;
+use webcare::model::{Author, Direction, Engagement, Message, MessageKind, Visibility};
+use webcare::queue::postgres::{PostgresOptions, PostgresStorage};
 use webcare::queue::sqlite::SqliteStorage;
+use webcare::queue::{IngestBatch, Storage};
 use webcare::runtime::{CallLimits, Runtime, RuntimeConfig};
 use webcare::service::{ConnectorSpec, RunningService, ServiceSpec};
 
@@ -103,13 +116,8 @@ fn connector(
     }
 }
 
-async fn ingest(plugin: &Path) {
-    const PAGE: usize = 1000;
-    const PAGES: usize = 100;
-    let api = feed(PAGES, PAGE).await;
-    let dir = tempfile::tempdir().unwrap();
-    let storage: Arc<dyn Storage> =
-        Arc::new(SqliteStorage::open(&dir.path().join("q.db")).unwrap());
+async fn ingest(plugin: &Path, storage: Arc<dyn Storage>, what: &str, page: usize, pages: usize) {
+    let api = feed(pages, page).await;
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(plugins::workspace_root().join("target/test-component-cache")),
         ..RuntimeConfig::default()
@@ -125,7 +133,7 @@ async fn ingest(plugin: &Path) {
             plugin,
             &api,
             Duration::from_secs(3600),
-            PAGE,
+            page,
         )],
         service_levels: Default::default(),
         crisis: Default::default(),
@@ -134,7 +142,7 @@ async fn ingest(plugin: &Path) {
     let service = RunningService::start(&spec, &runtime, storage.clone())
         .await
         .unwrap();
-    let total = (PAGE * PAGES) as u64;
+    let total = (page * pages) as u64;
     // The cursor is committed with the last page: a one-row read, so the
     // measuring does not compete with the ingest for the database.
     let id = ConnectorId {
@@ -156,7 +164,95 @@ async fn ingest(plugin: &Path) {
     assert_eq!(landed, total, "every message landed once");
     service.stop().await;
     println!(
-        "ingest: {total} messages (pages of {PAGE}) in {:.2} s = {:.0} messages/s (plugin → host → SQLite, WAL)",
+        "ingest: {total} messages (pages of {page}) in {:.2} s = {:.0} messages/s (plugin → host → {what})",
+        took.as_secs_f64(),
+        total as f64 / took.as_secs_f64()
+    );
+}
+
+/// A fresh PostgreSQL queue, or `None` (said why) without a server.
+async fn postgres(test: &str) -> Option<(TestDatabase, Arc<dyn Storage>)> {
+    let db = TestDatabase::create(test).await?;
+    let storage = PostgresStorage::connect(&db.url, PostgresOptions::default())
+        .await
+        .unwrap();
+    Some((db, Arc::new(storage)))
+}
+
+/// Messages in new threads of four, like a busy channel.
+fn bench_messages(connector: usize, total: usize) -> Vec<Message> {
+    (0..total)
+        .map(|n| Message {
+            external_id: format!("{connector}-{n}"),
+            thread_id: format!("{connector}-t{}", n / 4),
+            in_reply_to: None,
+            kind: MessageKind::Mention,
+            visibility: Visibility::Public,
+            direction: Direction::Inbound,
+            addressed_to_brand: true,
+            author: Author {
+                id: format!("u{}", n % 997),
+                handle: format!("klant{}", n % 997),
+                display_name: "Klant".to_string(),
+                followers: Some((n % 5000) as u64),
+                verified: false,
+                profile_url: None,
+                email: None,
+            },
+            text: format!("Mijn bestelling {n} is nog niet binnen 📦 kunnen jullie helpen?"),
+            html: None,
+            subject: None,
+            language: Some("nl".to_string()),
+            created_at: 1_764_000_000_000 + n as i64,
+            permalink: Some(format!("https://feed.example/m/{n}")),
+            attachments: Vec::new(),
+            metrics: Engagement::default(),
+            properties: Vec::new(),
+        })
+        .collect()
+}
+
+/// `Storage::commit` alone: `connectors` connectors at once, each
+/// committing `per_connector` messages in batches of `batch`.
+async fn commit(storage: Arc<dyn Storage>, what: &str, connectors: usize) {
+    const BATCH: usize = 100;
+    const PER_CONNECTOR: usize = 20_000;
+    let data: Vec<Arc<Vec<Message>>> = (0..connectors)
+        .map(|c| Arc::new(bench_messages(c, PER_CONNECTOR)))
+        .collect();
+    let start = Instant::now();
+    let tasks: Vec<_> = data
+        .into_iter()
+        .enumerate()
+        .map(|(c, messages)| {
+            let storage = Arc::clone(&storage);
+            tokio::spawn(async move {
+                let owner = ConnectorId {
+                    brand: "acme".into(),
+                    connector: format!("feed-{c}"),
+                };
+                for (i, chunk) in messages.chunks(BATCH).enumerate() {
+                    let cursor = i.to_string();
+                    let batch = IngestBatch {
+                        channel: "feed",
+                        messages: chunk,
+                        triage: &[],
+                        updates: &[],
+                        next_cursor: Some(&cursor),
+                    };
+                    let out = storage.commit(&owner, batch).await.unwrap();
+                    assert_eq!(out.inserted, chunk.len());
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let took = start.elapsed();
+    let total = connectors * PER_CONNECTOR;
+    println!(
+        "commit: {total} messages in batches of {BATCH}, {connectors} connector(s) at once, in {:.2} s = {:.0} messages/s ({what})",
         took.as_secs_f64(),
         total as f64 / took.as_secs_f64()
     );
@@ -310,7 +406,25 @@ fn main() {
     let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     rt.block_on(async {
         if wanted("ingest") {
-            ingest(&plugin).await;
+            let dir = tempfile::tempdir().unwrap();
+            let sqlite = Arc::new(SqliteStorage::open(&dir.path().join("q.db")).unwrap());
+            ingest(&plugin, sqlite, "SQLite, WAL", 1000, 100).await;
+            if let Some((_db, pg)) = postgres("bench ingest").await {
+                ingest(&plugin, pg, "PostgreSQL", 100, 500).await;
+            }
+            if let Some((_db, pg)) = postgres("bench ingest").await {
+                ingest(&plugin, pg, "PostgreSQL", 1000, 100).await;
+            }
+        }
+        if wanted("commit") {
+            for connectors in [1, 4] {
+                let dir = tempfile::tempdir().unwrap();
+                let sqlite = Arc::new(SqliteStorage::open(&dir.path().join("q.db")).unwrap());
+                commit(sqlite, "SQLite, WAL", connectors).await;
+                if let Some((_db, pg)) = postgres("bench commit").await {
+                    commit(pg, "PostgreSQL, pool of 8", connectors).await;
+                }
+            }
         }
         if wanted("startup") {
             startup(&plugin).await;

@@ -1,8 +1,8 @@
 //! The test kit: builds the plugins the tests load, serves fake channel
 //! APIs on loopback, and makes runtimes that share one component cache.
 //!
-//! `plugins`, `fake_api`, `fake_feed` and `host_process` do not depend on the host crate, so the host's
-//! own CLI tests include them by path.
+//! `plugins`, `fake_api`, `fake_feed`, `host_process` and `postgres_db` do not depend on the host
+//! crate, so the host's own CLI tests include them by path.
 
 pub mod fake_api;
 pub mod fake_discourse;
@@ -13,6 +13,7 @@ pub mod fake_twitter;
 pub mod host_process;
 pub mod mail_servers;
 pub mod plugins;
+pub mod postgres_db;
 
 use std::path::PathBuf;
 

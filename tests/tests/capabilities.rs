@@ -215,3 +215,67 @@ async fn falls_back_to_on_demand_allocation_when_pooling_cannot_reserve() {
         "this machine supports pooling by default"
     );
 }
+
+/// The same counter with the state in PostgreSQL, on this test's
+/// current-thread runtime: the plugin's synchronous state calls block the
+/// runtime's only thread from inside a guest call, so the store must not
+/// need this runtime to answer (it has a thread and connections of its
+/// own). Skipped without a server, failed under CI.
+#[tokio::test(flavor = "current_thread")]
+async fn state_in_postgres_from_a_guest_call_on_a_current_thread_runtime() {
+    use webcare::queue::Storage;
+    use webcare::queue::postgres::{PostgresOptions, PostgresStorage};
+    let Some(db) = webcare_tests::postgres_db::TestDatabase::create("state_from_guest").await
+    else {
+        return;
+    };
+    let storage = PostgresStorage::connect(&db.url, PostgresOptions::default())
+        .await
+        .unwrap();
+    let rt = runtime();
+    let plugin = rt.load_file(&plugin_path("hostile_plugin")).await.unwrap();
+    let grants = |brand: &str| {
+        Grants::new(
+            ConnectorId {
+                brand: brand.into(),
+                connector: "counter".into(),
+            },
+            BTreeMap::from([("mode".to_string(), "state-counter".to_string())]),
+            BTreeMap::<String, Secret>::new(),
+            AllowList::default(),
+            IoLimits::default(),
+            storage.state_store(),
+        )
+    };
+    let mut a = rt
+        .configured_connector(plugin.clone(), grants("brand-a"), CallLimits::default())
+        .await
+        .unwrap();
+    let count = |batch: webcare::model::Batch| batch.messages[0].text.clone();
+    for expected in 1..=5 {
+        assert_eq!(count(a.poll(None).await.unwrap()), expected.to_string());
+    }
+    // A second storage (another host) sees the same state.
+    let other = PostgresStorage::connect(&db.url, PostgresOptions::default())
+        .await
+        .unwrap();
+    let mut again = rt
+        .configured_connector(
+            plugin,
+            Grants::new(
+                ConnectorId {
+                    brand: "brand-a".into(),
+                    connector: "counter".into(),
+                },
+                BTreeMap::from([("mode".to_string(), "state-counter".to_string())]),
+                BTreeMap::<String, Secret>::new(),
+                AllowList::default(),
+                IoLimits::default(),
+                other.state_store(),
+            ),
+            CallLimits::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(count(again.poll(None).await.unwrap()), "6");
+}

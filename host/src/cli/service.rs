@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::anyhow;
 
 use crate::config::Config;
-use crate::queue::sqlite::SqliteStorage;
 use crate::queue::{CaseFilter, CaseStatus, Storage};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::service::{RunningService, shutdown_signal, spec_from_config};
@@ -30,8 +29,8 @@ fn runtime_for(config: &Config) -> anyhow::Result<Runtime> {
     })?)
 }
 
-pub(super) fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
-    Ok(Arc::new(SqliteStorage::open(config.storage_path())?))
+pub(super) async fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
+    Ok(crate::queue::open(&config.storage).await?)
 }
 
 /// `webcare check --config F`
@@ -58,7 +57,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|errors| anyhow!("{} is not valid:\n{errors}", path.display()))?;
     let spec = spec_from_config(&config)?;
-    let storage = open_storage(&config)?;
+    let storage = open_storage(&config).await?;
     let service = RunningService::start(&spec, &runtime, storage).await?;
     eprintln!("webcare listening on http://{}", service.addr);
     shutdown_signal().await;
@@ -94,7 +93,7 @@ pub async fn list(
             })
         })
         .transpose()?;
-    let storage = open_storage(&config)?;
+    let storage = open_storage(&config).await?;
     let cases = storage
         .cases(&CaseFilter {
             brand,
@@ -138,7 +137,7 @@ pub async fn messages(
             path.display()
         ));
     }
-    let storage = open_storage(&config)?;
+    let storage = open_storage(&config).await?;
     let messages: Vec<_> = storage
         .messages(brand, 0)
         .await?

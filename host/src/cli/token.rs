@@ -42,7 +42,7 @@ pub async fn run(command: &TokenCommand) -> anyhow::Result<ExitCode> {
                     crate::care::workflow::MAX_NAME_CHARS
                 ));
             }
-            let storage = open_storage(&config_file)?;
+            let storage = open_storage(&config_file).await?;
             let store = storage.care().ok_or_else(|| {
                 anyhow!(
                     "the {} storage backend does not keep API tokens yet",
@@ -71,7 +71,7 @@ pub async fn run(command: &TokenCommand) -> anyhow::Result<ExitCode> {
         }
         TokenCommand::List { config, brand } => {
             let config_file = load_for_queue(config)?;
-            let storage = open_storage(&config_file)?;
+            let storage = open_storage(&config_file).await?;
             let store = storage.care().ok_or_else(|| {
                 anyhow!(
                     "the {} storage backend does not keep API tokens yet",
@@ -104,7 +104,7 @@ pub async fn run(command: &TokenCommand) -> anyhow::Result<ExitCode> {
         }
         TokenCommand::Revoke { config, id } => {
             let config_file = load_for_queue(config)?;
-            let storage = open_storage(&config_file)?;
+            let storage = open_storage(&config_file).await?;
             let store = storage.care().ok_or_else(|| {
                 anyhow!(
                     "the {} storage backend does not keep API tokens yet",

@@ -90,8 +90,36 @@ pub struct HostConfig {
 /// `[storage]`: where the care queue lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageConfig {
-    /// An SQLite file (the embedded default).
+    /// `kind = "sqlite"`: an SQLite file (the embedded default).
     Sqlite { path: PathBuf },
+    /// `kind = "postgres"`: a PostgreSQL database, shared by several hosts
+    /// if need be.
+    Postgres {
+        url: DatabaseUrl,
+        /// Connections the host keeps open at most (`pool_size`, default 8).
+        pool_size: usize,
+    },
+}
+
+/// `[storage] url` of a PostgreSQL queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// Written into the file: allowed only without a password (a server
+    /// that trusts the host, or one on a Unix socket).
+    Plain(String),
+    /// `{ env = "NAME" }` or `{ file = "path" }`, like connector secrets:
+    /// the URL and its password stay out of the file.
+    Reference(SecretRef),
+}
+
+impl DatabaseUrl {
+    /// The URL, read from the environment or the file now.
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
+        match self {
+            DatabaseUrl::Plain(url) => Ok(Secret::new(url.clone())),
+            DatabaseUrl::Reference(reference) => reference.resolve(),
+        }
+    }
 }
 
 /// One `[[brand]]`: a client whose channels the host watches.
@@ -194,10 +222,11 @@ impl ConnectorConfig {
 }
 
 impl Config {
-    /// The queue's SQLite file.
-    pub fn storage_path(&self) -> &Path {
+    /// The queue's SQLite file; `None` when the queue is in PostgreSQL.
+    pub fn storage_path(&self) -> Option<&Path> {
         match &self.storage {
-            StorageConfig::Sqlite { path } => path,
+            StorageConfig::Sqlite { path } => Some(path),
+            StorageConfig::Postgres { .. } => None,
         }
     }
 

@@ -36,6 +36,9 @@ pub(super) struct RawHost {
 pub(super) struct RawStorage {
     pub kind: Option<Spanned<String>>,
     pub path: Option<Spanned<String>>,
+    /// A string or a secret reference table; checked in validate.
+    pub url: Option<Spanned<toml::Value>>,
+    pub pool_size: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

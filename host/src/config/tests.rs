@@ -92,7 +92,10 @@ poll = false
     assert_eq!(config.host.component_cache, root.join("data/components"));
     assert_eq!(config.host.listen, "127.0.0.1:8080".parse().unwrap());
     assert_eq!(config.host.shutdown_grace, Duration::from_secs(10));
-    assert_eq!(config.storage_path(), root.join("data/queue.db"));
+    assert_eq!(
+        config.storage_path(),
+        Some(root.join("data/queue.db").as_path())
+    );
 
     let acme = &config.brands[0];
     assert_eq!(acme.name, "ACME Corp");
@@ -142,12 +145,56 @@ poll = false
 }
 
 #[test]
+fn postgres_storage_by_reference_or_plain_url() {
+    let fx = Fixture::new();
+    std::fs::write(
+        fx.path("secrets/db"),
+        "postgres://care:hunter2@db.internal/queue\n",
+    )
+    .unwrap();
+    let config = fx
+        .load("[storage]\nkind = \"postgres\"\nurl = { file = \"secrets/db\" }\npool_size = 3\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let root = std::path::absolute(fx.dir.path()).unwrap();
+    assert_eq!(
+        config.storage,
+        StorageConfig::Postgres {
+            url: DatabaseUrl::Reference(SecretRef::File(root.join("secrets/db"))),
+            pool_size: 3,
+        }
+    );
+    assert_eq!(config.storage_path(), None);
+    let StorageConfig::Postgres { url, .. } = &config.storage else {
+        unreachable!()
+    };
+    assert_eq!(
+        url.resolve().unwrap().expose(),
+        "postgres://care:hunter2@db.internal/queue"
+    );
+
+    // A URL without a password may be written in; the pool size defaults.
+    let config = fx
+        .load("[storage]\nkind = \"postgresql\"\nurl = \"postgres://care@db.internal/queue\"\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.storage,
+        StorageConfig::Postgres {
+            url: DatabaseUrl::Plain("postgres://care@db.internal/queue".into()),
+            pool_size: 8,
+        }
+    );
+}
+
+#[test]
 fn defaults_without_host_and_storage_tables() {
     let fx = Fixture::new();
     let config = fx.load("").unwrap();
     let root = std::path::absolute(fx.dir.path()).unwrap();
     assert_eq!(config.host.data_dir, root.join("webcare-data"));
-    assert_eq!(config.storage_path(), root.join("webcare-data/webcare.db"));
+    assert_eq!(
+        config.storage_path(),
+        Some(root.join("webcare-data/webcare.db").as_path())
+    );
     assert!(config.brands.is_empty());
 }
 
@@ -349,11 +396,69 @@ fn each_broken_config_names_its_key_and_line() {
             "is not an address",
         ),
         (
-            "storage kind postgres",
+            "postgres without url",
             "[storage]\nkind = \"postgres\"\n".into(),
-            "storage.kind".into(),
+            "storage.url".into(),
             "postgres",
-            "PostgreSQL storage is not available yet",
+            "missing; add e.g. url = { env = \"WEBCARE_DATABASE_URL\" }",
+        ),
+        (
+            "unknown storage kind",
+            "[storage]\nkind = \"mysql\"\n".into(),
+            "storage.kind".into(),
+            "mysql",
+            "use \"sqlite\" or \"postgres\"",
+        ),
+        (
+            "unknown storage key",
+            "[storage]\nkind = \"postgres\"\nurl = \"postgres://care@db/q\"\npool = 4\n".into(),
+            "storage.pool".into(),
+            "pool = 4",
+            "did you mean `pool_size`?",
+        ),
+        (
+            "password in a plain url",
+            "[storage]\nkind = \"postgres\"\nurl = \"postgres://care:hunter2@db/q\"\n".into(),
+            "storage.url".into(),
+            "hunter2",
+            "a password may not be written into the config file",
+        ),
+        (
+            "url env var unset",
+            "[storage]\nkind = \"postgres\"\nurl = { env = \"DB_UNSET\" }\n".into(),
+            "storage.url".into(),
+            "DB_UNSET",
+            "environment variable DB_UNSET is not set",
+        ),
+        (
+            "url env var not a url",
+            "[storage]\nkind = \"postgres\"\nurl = { env = \"ACME_TOKEN\" }\n".into(),
+            "storage.url".into(),
+            "ACME_TOKEN",
+            "the URL in environment variable ACME_TOKEN",
+        ),
+        (
+            "url for sqlite",
+            "[storage]\nurl = { env = \"ACME_TOKEN\" }\n".into(),
+            "storage.url".into(),
+            "ACME_TOKEN",
+            "only for kind = \"postgres\"",
+        ),
+        (
+            "path for postgres",
+            "[storage]\nkind = \"postgres\"\nurl = \"postgres://care@db/q\"\npath = \"q.db\"\n"
+                .into(),
+            "storage.path".into(),
+            "q.db",
+            "only for kind = \"sqlite\"",
+        ),
+        (
+            "pool size 0",
+            "[storage]\nkind = \"postgres\"\nurl = \"postgres://care@db/q\"\npool_size = 0\n"
+                .into(),
+            "storage.pool_size".into(),
+            "pool_size",
+            "must be 1 to 1000 connections",
         ),
         (
             "TOML syntax error",

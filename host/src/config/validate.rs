@@ -18,8 +18,8 @@ use super::raw::{
 };
 use super::secrets::EnvLookup;
 use super::{
-    BrandConfig, Config, ConfigError, ConfigErrors, ConnectorConfig, HostConfig, SecretRef,
-    StorageConfig, WorkingHours,
+    BrandConfig, Config, ConfigError, ConfigErrors, ConnectorConfig, DatabaseUrl, HostConfig,
+    SecretRef, StorageConfig, WorkingHours,
 };
 use crate::capabilities::AllowList;
 use crate::care::crisis::CrisisPolicy;
@@ -32,6 +32,9 @@ const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// Channels rate-limit; polling faster than this only burns quota.
 const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// More connections than this is a typo, not a plan (PostgreSQL's own
+/// default limit is 100 for all clients together).
+const MAX_POOL_SIZE: u64 = 1000;
 const DEFAULT_FIRST_RESPONSE_TARGET: Duration = Duration::from_secs(3600);
 const ID_RULE: &str =
     "use 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter or digit";
@@ -380,27 +383,134 @@ impl Validator<'_> {
 
     fn storage(&mut self, raw: Option<RawStorage>, data_dir: &Path) -> StorageConfig {
         let raw = raw.unwrap_or_default();
-        if let Some(kind) = &raw.kind {
-            match kind.get_ref().as_str() {
-                "sqlite" => {}
-                "postgres" | "postgresql" => self.error(
-                    "storage.kind".into(),
-                    Some(kind.span()),
-                    "PostgreSQL storage is not available yet in this version of webcare; \
-                     use kind = \"sqlite\" (or leave [storage] out)",
+        let postgres = match &raw.kind {
+            Some(kind) => match kind.get_ref().as_str() {
+                "sqlite" => false,
+                "postgres" | "postgresql" => true,
+                other => {
+                    self.error(
+                        "storage.kind".into(),
+                        Some(kind.span()),
+                        format!("unknown storage kind {other:?}; use \"sqlite\" or \"postgres\""),
+                    );
+                    false
+                }
+            },
+            None => false,
+        };
+        if !postgres {
+            for (key, span) in [
+                ("storage.url", raw.url.as_ref().map(Spanned::span)),
+                (
+                    "storage.pool_size",
+                    raw.pool_size.as_ref().map(Spanned::span),
                 ),
-                other => self.error(
-                    "storage.kind".into(),
-                    Some(kind.span()),
-                    format!("unknown storage kind {other:?}; use \"sqlite\""),
-                ),
+            ] {
+                if span.is_some() {
+                    self.error(
+                        key.into(),
+                        span,
+                        "only for kind = \"postgres\"; add that to [storage] or remove this key",
+                    );
+                }
+            }
+            let path = match &raw.path {
+                Some(p) => self.path("storage.path".into(), p, data_dir),
+                None => data_dir.join("webcare.db"),
+            };
+            return StorageConfig::Sqlite { path };
+        }
+        if let Some(path) = &raw.path {
+            self.error(
+                "storage.path".into(),
+                Some(path.span()),
+                "only for kind = \"sqlite\"; a PostgreSQL queue is given by url",
+            );
+        }
+        let pool_size = match &raw.pool_size {
+            Some(n) if !(1..=MAX_POOL_SIZE).contains(n.get_ref()) => {
+                self.error(
+                    "storage.pool_size".into(),
+                    Some(n.span()),
+                    format!("must be 1 to {MAX_POOL_SIZE} connections, e.g. 8"),
+                );
+                crate::queue::postgres::DEFAULT_POOL_SIZE
+            }
+            Some(n) => usize::try_from(*n.get_ref()).unwrap_or(usize::MAX),
+            None => crate::queue::postgres::DEFAULT_POOL_SIZE,
+        };
+        let url = match &raw.url {
+            Some(value) => self.database_url(value),
+            None => {
+                self.error(
+                    "storage.url".into(),
+                    raw.kind.as_ref().map(Spanned::span),
+                    "missing; add e.g. url = { env = \"WEBCARE_DATABASE_URL\" }",
+                );
+                None
+            }
+        };
+        StorageConfig::Postgres {
+            url: url.unwrap_or_else(|| DatabaseUrl::Plain(String::new())),
+            pool_size,
+        }
+    }
+
+    /// `[storage] url`: a reference like a connector secret, or a plain URL
+    /// without a password. The URL is read now, whatever the command: every
+    /// command that opens the queue needs it. Messages never show it.
+    fn database_url(&mut self, value: &Spanned<toml::Value>) -> Option<DatabaseUrl> {
+        const KEY: &str = "storage.url";
+        const HOW: &str = "put the URL in an environment variable or a file and write \
+                           url = { env = \"WEBCARE_DATABASE_URL\" } or { file = \"path/to/file\" }";
+        let url = match value.get_ref() {
+            toml::Value::String(text) => {
+                match text.parse::<tokio_postgres::Config>() {
+                    Ok(config) if config.get_password().is_some() => {
+                        self.error(
+                            KEY.into(),
+                            Some(value.span()),
+                            format!("a password may not be written into the config file; {HOW}"),
+                        );
+                        return None;
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        self.error(
+                            KEY.into(),
+                            Some(value.span()),
+                            "not a PostgreSQL URL; write postgres://USER@HOST:PORT/DATABASE \
+                             (or refer to one with { env = \"NAME\" })",
+                        );
+                        return None;
+                    }
+                }
+                DatabaseUrl::Plain(text.clone())
+            }
+            _ => {
+                let dir = self.dir.clone();
+                DatabaseUrl::Reference(self.secret_ref(KEY.into(), value, &dir)?)
+            }
+        };
+        if let DatabaseUrl::Reference(reference) = &url {
+            match reference.resolve_with(self.env) {
+                Err(e) => self.error(KEY.into(), Some(value.span()), e.to_string()),
+                Ok(text) => {
+                    if let Some(problem) = crate::queue::postgres::url_problem(text.expose()) {
+                        let source = match reference {
+                            SecretRef::Env(name) => format!("environment variable {name}"),
+                            SecretRef::File(path) => format!("file {}", path.display()),
+                        };
+                        self.error(
+                            KEY.into(),
+                            Some(value.span()),
+                            format!("the URL in {source}: {problem}"),
+                        );
+                    }
+                }
             }
         }
-        let path = match &raw.path {
-            Some(p) => self.path("storage.path".into(), p, data_dir),
-            None => data_dir.join("webcare.db"),
-        };
-        StorageConfig::Sqlite { path }
+        Some(url)
     }
 
     /// A required string key: reports it missing at the table's header.

@@ -17,7 +17,6 @@ use anyhow::{Context, bail};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::queue::sqlite::SqliteStorage;
 use crate::queue::{CaseFilter, Storage};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::service::metrics::Metrics;
@@ -215,9 +214,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let spec = crate::service::spec_from_config(&config)?;
-    let db = config.storage_path();
-    let storage: std::sync::Arc<dyn Storage> = std::sync::Arc::new(SqliteStorage::open(db)?);
-    println!("config {}; queue {}", config_path.display(), db.display());
+    let storage: std::sync::Arc<dyn Storage> = crate::queue::open(&config.storage).await?;
+    let queue = config.storage_path().map_or_else(
+        || "in PostgreSQL".to_string(),
+        |db| db.display().to_string(),
+    );
+    println!("config {}; queue {queue}", config_path.display());
     let started = Instant::now();
     let service = RunningService::start(&spec, &runtime, storage.clone()).await?;
 

@@ -1,8 +1,9 @@
 //! The care queue: where every normalised message lands, exactly once.
 //!
 //! Storage sits behind the [`Storage`] trait so the embedded default
-//! ([`sqlite::SqliteStorage`]) and the PostgreSQL backend that follows pass
-//! one shared test suite ([`suite`]). The contract every backend keeps:
+//! ([`sqlite::SqliteStorage`]) and the PostgreSQL backend
+//! ([`postgres::PostgresStorage`]) pass one shared test suite ([`suite`]);
+//! [`open`] opens the one a config's `[storage]` names. The contract every backend keeps:
 //!
 //! * a poll's messages, its updates and its next cursor are committed in
 //!   **one transaction** ([`Storage::commit`]): a crash at any point neither
@@ -20,6 +21,7 @@
 //! The case workflow (claims, answers, audit trail, search, tokens) is the
 //! [`crate::care::CareStore`] a backend offers through [`Storage::care`].
 
+pub mod postgres;
 pub mod sqlite;
 mod sqlite_care;
 pub mod suite;
@@ -31,6 +33,7 @@ use thiserror::Error;
 
 use crate::capabilities::{ConnectorId, StateStore};
 use crate::care::CareStore;
+use crate::config::StorageConfig;
 use crate::model::{Message, MessageUpdate, TimestampMs};
 use crate::triage::{Bucket, Reason, TriageDecision};
 
@@ -282,4 +285,27 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
 
     /// The backend's name for messages (`sqlite`, `postgres`).
     fn backend_name(&self) -> &'static str;
+}
+
+/// Opens the queue a config's `[storage]` names: the SQLite file (created
+/// if missing), or the PostgreSQL database (its URL read from the
+/// environment or file it is referenced by, now). Either way the schema is
+/// brought up to date. Errors are one line and never show a password.
+pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Storage>, StorageError> {
+    match config {
+        StorageConfig::Sqlite { path } => Ok(Arc::new(sqlite::SqliteStorage::open(path)?)),
+        StorageConfig::Postgres { url, pool_size } => {
+            let url = url
+                .resolve()
+                .map_err(|e| StorageError::Unavailable(format!("storage.url: {e}")))?;
+            let storage = postgres::PostgresStorage::connect(
+                url.expose(),
+                postgres::PostgresOptions {
+                    pool_size: *pool_size,
+                },
+            )
+            .await?;
+            Ok(Arc::new(storage))
+        }
+    }
 }
