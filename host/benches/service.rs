@@ -137,6 +137,7 @@ async fn ingest(plugin: &Path, storage: Arc<dyn Storage>, what: &str, page: usiz
         )],
         service_levels: Default::default(),
         crisis: Default::default(),
+        replies: Default::default(),
     };
     let start = Instant::now();
     let service = RunningService::start(&spec, &runtime, storage.clone())

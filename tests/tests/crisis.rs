@@ -102,6 +102,7 @@ async fn a_replayed_spike_raises_one_alert_per_kind_and_normal_traffic_none() {
             ("acme".to_string(), policy.clone()),
             ("globex".to_string(), policy),
         ]),
+        replies: Default::default(),
     };
     let host = RunningService::start(&spec, &webcare_tests::runtime(), storage.clone())
         .await

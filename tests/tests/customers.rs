@@ -83,6 +83,7 @@ async fn start() -> Host {
         connectors: vec![twitter, shop("acme"), shop("globex")],
         service_levels: Default::default(),
         crisis: Default::default(),
+        replies: Default::default(),
     };
     let service = RunningService::start(&spec, &webcare_tests::runtime(), storage.clone())
         .await

@@ -148,6 +148,7 @@ async fn start_host() -> Host {
         ],
         service_levels: Default::default(),
         crisis: Default::default(),
+        replies: Default::default(),
     };
     let service = RunningService::start(&spec, &webcare_tests::runtime(), storage.clone())
         .await

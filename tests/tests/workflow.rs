@@ -76,6 +76,7 @@ async fn start_host() -> Host {
         ],
         service_levels: Default::default(),
         crisis: Default::default(),
+        replies: Default::default(),
     };
     let service = RunningService::start(&spec, &webcare_tests::runtime(), storage.clone())
         .await
@@ -780,4 +781,130 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_case_is_acknowledged_once_from_the_brands_template() {
+    let graph = FakeGraph::default();
+    let graph_api = FakeApi::start(graph_router(graph.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> =
+        Arc::new(SqliteStorage::open(&dir.path().join("queue.db")).unwrap());
+    let mut acme = facebook_spec("acme", &graph_api);
+    acme.triage
+        .acknowledge
+        .push(webcare::triage::policy::AcknowledgeRule {
+            kinds: Vec::new(),
+            channels: Vec::new(),
+            template: "ack".into(),
+        });
+    let spec = ServiceSpec {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        shutdown_grace: Duration::from_secs(5),
+        max_webhook_body: 1 << 20,
+        connectors: vec![acme],
+        service_levels: Default::default(),
+        crisis: Default::default(),
+        replies: std::collections::HashMap::from([(
+            "acme".to_string(),
+            webcare::care::replies::BrandReplies {
+                brand_name: "ACME".into(),
+                replies: BTreeMap::from([(
+                    "ack".to_string(),
+                    "Thanks {name}, we are on it and answer within {sla}. – {brand}".to_string(),
+                )]),
+            },
+        )]),
+    };
+    let service = RunningService::start(&spec, &webcare_tests::runtime(), storage.clone())
+        .await
+        .unwrap();
+    let host = Host {
+        service,
+        storage,
+        graph_api,
+        graph,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    };
+    let ann = host.token("ann", Some("acme"), Role::Agent).await;
+    host.comment(
+        "acme",
+        "901097836652708_9101",
+        ("7101", "Fleur"),
+        "Mijn bestelling is kwijt",
+    )
+    .await;
+    // The acknowledgement goes out in the background: wait for it.
+    let reply_path = "/v21.0/901097836652708_9101/comments";
+    for _ in 0..200 {
+        if host
+            .graph_api
+            .requests()
+            .iter()
+            .any(|r| r.path == reply_path)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let sent: Vec<_> = host
+        .graph_api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == reply_path)
+        .collect();
+    assert_eq!(sent.len(), 1, "one public acknowledgement");
+    let form = String::from_utf8(sent[0].body.to_vec()).unwrap();
+    let text = form_urlencoded_message(&form);
+    assert_eq!(
+        text,
+        "Thanks Fleur, we are on it and answer within 1 hour. – ACME"
+    );
+
+    // It is in the audit trail, by webcare; the case still waits for a
+    // real answer.
+    let case = host.only_case(&ann, "acme").await;
+    assert_eq!(case["status"], "new");
+    assert!(case["first_response_at"].is_null());
+    assert!(case["waiting_since"].is_i64());
+    let (_, detail) = host
+        .get(&ann, &format!("/api/v1/brands/acme/cases/{}", case["id"]))
+        .await;
+    let acked: Vec<&Value> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "acknowledged")
+        .collect();
+    assert_eq!(acked.len(), 1);
+    assert_eq!(acked[0]["actor"], "webcare");
+
+    // A second message in the same case is not acknowledged again.
+    host.comment("acme", "901097836652708_9102", ("7101", "Fleur"), "Hallo?")
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let comments = host
+        .graph_api
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/comments") && r.method == "POST")
+        .count();
+    assert_eq!(comments, 1, "acknowledged once per case");
+
+    // The saved replies are served with {brand} and {sla} filled in.
+    let (status, replies) = host.get(&ann, "/api/v1/brands/acme/replies").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        replies["replies"][0]["text"],
+        "Thanks {name}, we are on it and answer within 1 hour. – ACME"
+    );
+}
+
+/// The `message` field of a form-encoded Graph call.
+fn form_urlencoded_message(form: &str) -> String {
+    form_urlencoded::parse(form.as_bytes())
+        .find(|(key, _)| key == "message")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default()
 }

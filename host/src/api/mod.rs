@@ -71,6 +71,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/brands/{brand}/customers/{id}", get(customer))
         .route("/api/v1/brands/{brand}/customers/link", post(link))
         .route("/api/v1/brands/{brand}/alerts", get(alerts))
+        .route("/api/v1/brands/{brand}/replies", get(saved_replies))
         .route("/api/v1/brands/{brand}/customers/unlink", post(unlink))
         .route("/api/v1/brands/{brand}/events", get(events::events))
         .with_state(shared)
@@ -652,5 +653,39 @@ async fn alerts(
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "alerts": alerts }),
+    ))
+}
+
+/// The brand's saved replies (`[brand.replies]`), placeholders unfilled:
+/// the client fills `{name}`, `{handle}` and `{agent}` for the case at hand;
+/// `{brand}` and `{sla}` are filled here.
+async fn saved_replies(
+    State(shared): Ctx,
+    principal: Principal,
+    Path(brand): Path<String>,
+) -> Result<Response, ApiError> {
+    principal.actor_for(&brand)?;
+    let list: Vec<serde_json::Value> = match shared.replies(&brand) {
+        Some(r) => {
+            let vars = crate::care::replies::Vars {
+                name: "{name}",
+                handle: "{handle}",
+                agent: "{agent}",
+                brand: &r.brand_name,
+                sla: shared.service_levels(&brand).first_response,
+            };
+            r.replies
+                .iter()
+                .map(|(name, text)| {
+                    let text = crate::care::replies::render(text, &vars);
+                    serde_json::json!({ "name": name, "text": text })
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "replies": list }),
     ))
 }

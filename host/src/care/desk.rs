@@ -260,6 +260,85 @@ impl CareDesk {
         self.send(&case, record, target, actor, None).await
     }
 
+    /// Acknowledges the customer's message `external_id` in the case of
+    /// `thread_id` with `text`, once per case and only while the brand has
+    /// not answered it: sent by the host (`webcare`), in private when the
+    /// message was private. The case's status and first-response time do
+    /// not change; an acknowledgement is not an answer.
+    pub async fn acknowledge(
+        &self,
+        brand: &str,
+        connector: &str,
+        thread_id: &str,
+        external_id: &str,
+        text: String,
+    ) -> Result<Option<ActionRecord>, CareError> {
+        let store = self.store()?;
+        let Some(case) = store.case_by_thread(brand, connector, thread_id).await? else {
+            return Ok(None);
+        };
+        if case.first_response_at.is_some() || case.status == crate::queue::CaseStatus::Closed {
+            return Ok(None);
+        }
+        let messages = store.case_messages(brand, case.id).await?;
+        let target = pick_target(&case, &messages, Some(external_id))?;
+        let outgoing = Outgoing {
+            text,
+            attachments: Vec::new(),
+        };
+        let action = if target.visibility == crate::model::Visibility::Private {
+            ActionKind::PrivateReply(outgoing)
+        } else {
+            ActionKind::Reply(outgoing)
+        };
+        let host = Actor::host();
+        let (record, created) = store
+            .begin_action(&NewAction {
+                brand: brand.to_string(),
+                case_id: case.id,
+                connector: connector.to_string(),
+                target_external_id: external_id.to_string(),
+                idempotency_key: format!("ack-{}", case.id),
+                action,
+                requested_by: host.name.clone(),
+                at: now_ms(),
+            })
+            .await?;
+        if !created {
+            return Ok(None);
+        }
+        let sent = self
+            .channels
+            .perform(
+                brand,
+                connector,
+                Action {
+                    idempotency_key: record.idempotency_key.clone(),
+                    kind: record.action.clone(),
+                },
+                target,
+            )
+            .await;
+        let outcome = match sent {
+            Ok(result) => ActionOutcome::Sent(result),
+            Err(error) => ActionOutcome::Failed(error),
+        };
+        let record = store.finish_action(record.id, &outcome, now_ms()).await?;
+        let op = match &outcome {
+            ActionOutcome::Sent(_) => Op::Acted {
+                kind: "acknowledged",
+                action_id: record.id,
+                reason: None,
+            },
+            ActionOutcome::Failed(error) => Op::ActionFailed {
+                action_id: record.id,
+                error: error.clone(),
+            },
+        };
+        self.transition(brand, case.id, &host, op).await?;
+        Ok(Some(record))
+    }
+
     /// Customer profile `id` of `brand`.
     pub async fn customer(&self, brand: &str, id: i64) -> Result<CustomerProfile, CareError> {
         self.store()?

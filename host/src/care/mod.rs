@@ -11,6 +11,8 @@
 //! - [`tokens`]: API tokens (random, stored hashed, scoped to a brand).
 //! - [`sla`]: service-level clocks of cases in the brand's working hours.
 //! - [`report`]: a brand's figures for a period.
+//! - [`replies`]: saved replies and acknowledgement templates.
+//! - [`crisis`]: crisis early warning.
 //! - [`suite`]: the conformance suite every backend's [`CareStore`] passes.
 //!
 //! See `docs/care.md`.
@@ -19,6 +21,7 @@ pub mod crisis;
 pub mod desk;
 #[cfg(test)]
 mod desk_tests;
+pub mod replies;
 pub mod report;
 pub mod sla;
 pub mod store;

@@ -53,6 +53,14 @@ pub trait CareStore: Send + Sync {
     /// Case `id` of `brand`; `None` when `brand` has no such case.
     async fn case(&self, brand: &str, id: i64) -> Result<Option<Case>, StorageError>;
 
+    /// The case of a thread.
+    async fn case_by_thread(
+        &self,
+        brand: &str,
+        connector: &str,
+        thread_id: &str,
+    ) -> Result<Option<Case>, StorageError>;
+
     /// Cases for the queue view: most urgent first (priority, then the
     /// longest waiting, then the oldest).
     async fn case_list(&self, query: &CaseQuery) -> Result<Vec<Case>, StorageError>;

@@ -137,6 +137,9 @@ pub struct BrandConfig {
     pub triage: crate::triage::TriagePolicy,
     /// `[brand.crisis]`, defaults filled in.
     pub crisis: crate::care::crisis::CrisisPolicy,
+    /// `[brand.replies]`: saved replies and acknowledgement templates by
+    /// name (see [`crate::care::replies`]).
+    pub replies: std::collections::BTreeMap<String, String>,
     pub connectors: Vec<ConnectorConfig>,
 }
 

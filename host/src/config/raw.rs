@@ -51,6 +51,9 @@ pub(super) struct RawBrand {
     pub first_response_target: Option<Spanned<String>>,
     pub triage: Option<Spanned<RawTriage>>,
     pub crisis: Option<Spanned<RawCrisis>>,
+    /// Saved replies and acknowledgement templates: name → text.
+    #[serde(default)]
+    pub replies: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub connector: Vec<Spanned<RawConnector>>,
 }

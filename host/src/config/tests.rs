@@ -677,6 +677,9 @@ kinds = ["direct_message", "email"]
 channels = ["mail"]
 template = "ack-private"
 
+[brand.replies]
+ack-private = "Thanks {{name}}, we answer within {{sla}}."
+
 [[brand.triage.route]]
 keywords = ["factuur", "invoice"]
 team = "billing"
@@ -899,4 +902,45 @@ threshold = 3
             .unwrap_or_else(|| panic!("no error for {key}:\n{errors}"));
         assert!(e.message.contains(says), "{e}");
     }
+}
+
+#[test]
+fn replies_are_read_and_checked_and_templates_must_exist() {
+    let fx = Fixture::new();
+    let toml = format!(
+        r#"{BRAND}{CONNECTOR}
+[[brand.triage.acknowledge]]
+template = "ack"
+
+[brand.replies]
+ack = "Thanks {{name}}, we answer within {{sla}}. {{{{ref}}}}"
+"#
+    );
+    let config = fx.load(&toml).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.brands[0].replies["ack"],
+        "Thanks {name}, we answer within {sla}. {{ref}}"
+    );
+
+    let toml = format!(
+        r#"{BRAND}{CONNECTOR}
+[[brand.triage.acknowledge]]
+template = "ack-private"
+
+[brand.replies]
+typo = "Hoi {{naam}}"
+"#
+    );
+    let errors = fx.load(&toml).unwrap_err();
+    let find = |key: &str| {
+        let key = format!(r#"brand "acme": {key}"#);
+        errors
+            .iter()
+            .find(|e| e.key == key)
+            .unwrap_or_else(|| panic!("no error for {key}:\n{errors}"))
+            .message
+            .clone()
+    };
+    assert!(find("replies.typo").contains("unknown placeholder {naam}"));
+    assert!(find("triage.acknowledge[0].template").contains("no reply \"ack-private\""));
 }

@@ -613,8 +613,22 @@ impl Validator<'_> {
             connectors.push(connector);
         }
         let connector_ids: Vec<String> = connectors.iter().map(|c| c.id.clone()).collect();
+        let mut replies = BTreeMap::new();
+        for (name, text) in &raw.replies {
+            let key = at(&format!("replies.{name}"));
+            if name.trim().is_empty() {
+                self.error(key, Some(text.span()), "a reply needs a name");
+                continue;
+            }
+            match crate::care::replies::check(text.get_ref()) {
+                Ok(()) => {
+                    replies.insert(name.clone(), text.get_ref().clone());
+                }
+                Err(problem) => self.error(key, Some(text.span()), problem),
+            }
+        }
         let triage = match &raw.triage {
-            Some(t) => self.triage(t.get_ref(), &at, &connector_ids),
+            Some(t) => self.triage(t.get_ref(), &at, &connector_ids, &raw.replies),
             None => TriagePolicy::default(),
         };
         let crisis = match &raw.crisis {
@@ -629,6 +643,7 @@ impl Validator<'_> {
             first_response_target,
             triage,
             crisis,
+            replies,
             connectors,
         }
     }
@@ -852,6 +867,7 @@ impl Validator<'_> {
         raw: &RawTriage,
         at: &dyn Fn(&str) -> String,
         connectors: &[String],
+        replies: &BTreeMap<String, Spanned<String>>,
     ) -> TriagePolicy {
         let mut policy = TriagePolicy::default();
         if let Some(list) = &raw.urgency_keywords {
@@ -971,6 +987,19 @@ impl Validator<'_> {
                         format!("{key}.template"),
                         Some(t.span()),
                         "empty; name the acknowledgement template",
+                    );
+                    continue;
+                }
+                Some(t) if !replies.contains_key(t.get_ref()) => {
+                    self.error(
+                        format!("{key}.template"),
+                        Some(t.span()),
+                        format!(
+                            "no reply {:?} in [brand.replies]; define its text there, \
+                             e.g. {} = \"Thanks {{name}}, we answer within {{sla}}.\"",
+                            t.get_ref(),
+                            t.get_ref()
+                        ),
                     );
                     continue;
                 }

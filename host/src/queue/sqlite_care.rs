@@ -337,6 +337,31 @@ impl CareStore for SqliteStorage {
         self.run(move |conn| read_case(conn, &brand, id)).await
     }
 
+    async fn case_by_thread(
+        &self,
+        brand: &str,
+        connector: &str,
+        thread_id: &str,
+    ) -> Result<Option<Case>, StorageError> {
+        let (brand, connector, thread) = (
+            brand.to_string(),
+            connector.to_string(),
+            thread_id.to_string(),
+        );
+        self.run(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {CASE_COLUMNS} FROM cases
+                 WHERE brand = ?1 AND connector = ?2 AND thread_id = ?3"
+            ))
+            .and_then(|mut s| {
+                s.query_row(params![brand, connector, thread], case_from_row)
+                    .optional()
+            })
+            .or_storage(format_args!("finding the case of thread {thread:?}"))
+        })
+        .await
+    }
+
     async fn case_list(&self, query: &CaseQuery) -> Result<Vec<Case>, StorageError> {
         let mut sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE brand = ?1");
         let mut args = vec![Value::Text(query.brand.clone())];

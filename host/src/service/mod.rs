@@ -28,6 +28,7 @@ use crate::capabilities::{AllowList, ConnectorId, Grants, IoLimits, Secret};
 use crate::care::CareDesk;
 use crate::care::crisis::{self, ALERT_SAMPLE, Alert, CrisisPolicy};
 use crate::care::desk::Channels;
+use crate::care::replies::{self, BrandReplies};
 use crate::care::sla::ServiceLevels;
 use crate::model::{
     Action, ActionResult, ActionTarget, Direction, Feature, Message, MessageUpdate,
@@ -67,6 +68,8 @@ pub struct ServiceSpec {
     pub service_levels: HashMap<String, ServiceLevels>,
     /// Crisis early warning per brand id; brands not named are not watched.
     pub crisis: HashMap<String, CrisisPolicy>,
+    /// Saved replies and acknowledgement templates per brand id.
+    pub replies: HashMap<String, BrandReplies>,
 }
 
 /// Turns a loaded configuration into what the service runs: the enabled
@@ -114,6 +117,17 @@ pub fn spec_from_config(config: &crate::config::Config) -> Result<ServiceSpec, S
             .iter()
             .filter(|b| b.crisis.enabled)
             .map(|b| (b.id.clone(), b.crisis.clone()))
+            .collect(),
+        replies: config
+            .brands
+            .iter()
+            .map(|b| {
+                let replies = BrandReplies {
+                    brand_name: b.name.clone(),
+                    replies: b.replies.clone(),
+                };
+                (b.id.clone(), replies)
+            })
             .collect(),
     })
 }
@@ -198,10 +212,11 @@ pub struct Shared {
     pub metrics: Metrics,
     pub connectors: Arc<ConnectorMap>,
     /// The case workflow, answering through `connectors`.
-    pub desk: CareDesk,
+    pub desk: Arc<CareDesk>,
     service_levels: HashMap<String, ServiceLevels>,
     default_levels: ServiceLevels,
     crisis: HashMap<String, CrisisPolicy>,
+    replies: HashMap<String, BrandReplies>,
     /// For alert webhooks.
     http: reqwest::Client,
     /// What changed, for the inbox's live updates (`GET
@@ -266,19 +281,21 @@ impl Shared {
         connectors: ConnectorMap,
         service_levels: HashMap<String, ServiceLevels>,
         crisis: HashMap<String, CrisisPolicy>,
+        replies: HashMap<String, BrandReplies>,
     ) -> Self {
         let connectors = Arc::new(connectors);
         let channels = Arc::new(ServiceChannels {
             connectors: connectors.clone(),
         });
         Shared {
-            desk: CareDesk::new(storage.clone(), channels),
+            desk: Arc::new(CareDesk::new(storage.clone(), channels)),
             storage,
             metrics: Metrics::new(),
             connectors,
             service_levels,
             default_levels: ServiceLevels::default(),
             crisis,
+            replies,
             http: reqwest::Client::builder()
                 .timeout(ALERT_WEBHOOK_TIMEOUT)
                 .build()
@@ -286,6 +303,11 @@ impl Shared {
             events: broadcast::channel(LIVE_EVENT_BUFFER).0,
             stopping: watch::channel(false).0,
         }
+    }
+
+    /// The saved replies of `brand`.
+    pub fn replies(&self, brand: &str) -> Option<&BrandReplies> {
+        self.replies.get(brand)
     }
 
     /// The service levels of `brand`.
@@ -419,17 +441,20 @@ impl Shared {
         next_cursor: Option<&str>,
     ) -> Result<CommitOutcome, StorageError> {
         let now = jiff::Timestamp::now();
+        // Messages whose triage asks for an acknowledgement, with the
+        // template's name.
+        let mut acknowledge: Vec<(&Message, String)> = Vec::new();
         let triage: Vec<MessageTriage> = messages
             .iter()
             .map(|m| {
                 if m.direction == Direction::Outbound {
                     MessageTriage::untriaged()
                 } else {
-                    MessageTriage::from_decision(&handle.triage.decide(
-                        m,
-                        &handle.id.connector,
-                        now,
-                    ))
+                    let decision = handle.triage.decide(m, &handle.id.connector, now);
+                    if let Some(template) = &decision.acknowledge {
+                        acknowledge.push((m, template.clone()));
+                    }
+                    MessageTriage::from_decision(&decision)
                 }
             })
             .collect();
@@ -447,6 +472,9 @@ impl Shared {
                 if o.inserted > 0 || o.updates_applied > 0 {
                     self.publish(LiveEvent::messages(&handle.id.brand));
                 }
+                if o.inserted > 0 {
+                    self.acknowledge(&handle.id, &acknowledge);
+                }
                 self.metrics
                     .messages_ingested
                     .get_or_create(&labels)
@@ -462,6 +490,48 @@ impl Shared {
             }
         }
         outcome
+    }
+
+    /// Sends the acknowledgements triage asked for, in the background (the
+    /// channel's webhook must not wait for them). Each case is acknowledged
+    /// at most once, and not once the brand has answered it.
+    fn acknowledge(&self, id: &ConnectorId, wanted: &[(&Message, String)]) {
+        let Some(brand) = self.replies.get(&id.brand) else {
+            return;
+        };
+        let sla = self.service_levels(&id.brand).first_response;
+        for (message, template) in wanted {
+            let Some(text) = brand.replies.get(template) else {
+                continue;
+            };
+            let author = &message.author;
+            let name = if author.display_name.is_empty() {
+                &author.handle
+            } else {
+                &author.display_name
+            };
+            let text = replies::render(
+                text,
+                &replies::Vars {
+                    name,
+                    handle: &author.handle,
+                    agent: "webcare",
+                    brand: &brand.brand_name,
+                    sla,
+                },
+            );
+            let desk = self.desk.clone();
+            let id = id.clone();
+            let (thread, external) = (message.thread_id.clone(), message.external_id.clone());
+            tokio::spawn(async move {
+                if let Err(e) = desk
+                    .acknowledge(&id.brand, &id.connector, &thread, &external, text)
+                    .await
+                {
+                    tracing::warn!(brand = %id.brand, connector = %id.connector, "acknowledgement not sent: {e}");
+                }
+            });
+        }
     }
 
     /// Records a failed plugin call.
@@ -544,6 +614,7 @@ impl RunningService {
             connectors,
             spec.service_levels.clone(),
             spec.crisis.clone(),
+            spec.replies.clone(),
         ));
         let (shutdown, watch_rx) = watch::channel(false);
         let listener = tokio::net::TcpListener::bind(spec.listen)

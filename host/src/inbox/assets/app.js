@@ -136,7 +136,9 @@ function startDesk() {
   clearErrors();
   const { me, api } = state;
   $('#who').textContent = `${me.name} (${me.role.replace('_', ' ')}) · brand ${api.brand}`;
+  state.brandReplies = [];
   renderSavedReplies();
+  loadBrandReplies();
   loadQueue();
   state.live = new Live({
     url: api.eventsUrl(),
@@ -614,8 +616,20 @@ function focusReply(isPrivate) {
 
 // ---------------------------------------------------------------- saved replies
 
+/** The brand's own replies ([brand.replies] in the host's config), listed
+ * before this browser's; they cannot be changed from here. */
+async function loadBrandReplies() {
+  try {
+    const { replies } = await state.api.request('GET', `/brands/${encodeURIComponent(state.api.brand)}/replies`);
+    state.brandReplies = replies.map((r) => ({ title: `${r.name} (brand)`, text: r.text, brand: true }));
+    renderSavedReplies();
+  } catch (e) {
+    showError(`Brand replies: ${e.message}`);
+  }
+}
+
 function renderSavedReplies() {
-  state.replies = loadReplies();
+  state.replies = [...(state.brandReplies ?? []), ...loadReplies()];
   const select = $('#saved-replies');
   select.replaceChildren(...state.replies.map((r, i) => h('option', { value: i }, r.title)));
   $('#saved-insert').disabled = state.replies.length === 0;
@@ -631,11 +645,21 @@ function customerName() {
   return state.detail?.case.author ?? '';
 }
 
+function customerHandle() {
+  const messages = state.detail?.messages ?? [];
+  const first = messages.find((m) => m.message.direction === 'inbound');
+  return first?.message.author.handle ?? '';
+}
+
 function insertSavedReply() {
   if (!requireCase()) return;
   const reply = state.replies[Number($('#saved-replies').value)];
   if (!reply) return;
-  const text = fillPlaceholders(reply.text, { name: customerName(), agent: state.me.name });
+  const text = fillPlaceholders(reply.text, {
+    name: customerName(),
+    handle: customerHandle(),
+    agent: state.me.name,
+  });
   const box = $('#reply-text');
   const start = box.selectionStart ?? box.value.length;
   const end = box.selectionEnd ?? box.value.length;
@@ -660,7 +684,12 @@ function saveSavedReply() {
 }
 
 function deleteSavedReply() {
-  const index = Number($('#saved-replies').value);
+  const chosen = state.replies[Number($('#saved-replies').value)];
+  if (chosen?.brand) {
+    showError('Brand replies are set in the host configuration ([brand.replies]); they cannot be deleted here.');
+    return;
+  }
+  const index = Number($('#saved-replies').value) - (state.brandReplies?.length ?? 0);
   const replies = loadReplies();
   if (!replies[index]) return;
   const [gone] = replies.splice(index, 1);

@@ -1,5 +1,6 @@
-// Saved replies: a short list kept in this browser (localStorage), with
-// {name} and {agent} filled in when inserted.
+// Saved replies: the brand's (from the host) and a short list kept in this
+// browser (localStorage), with {name}, {handle} and {agent} filled in when
+// inserted.
 
 const KEY = 'webcare.inbox.savedReplies';
 
@@ -25,7 +26,7 @@ export function storeReplies(replies) {
   localStorage.setItem(KEY, JSON.stringify(replies));
 }
 
-/** Fills {name} and {agent}; other braces stay as they are. */
+/** Fills {name}, {handle} and {agent}; other braces stay as they are. */
 export function fillPlaceholders(text, values) {
-  return text.replace(/\{(name|agent)\}/g, (_, key) => values[key] ?? '');
+  return text.replace(/\{(name|handle|agent)\}/g, (_, key) => values[key] ?? '');
 }
