@@ -143,6 +143,16 @@ async function privateReply(page) {
   if (actions !== 1) throw new Error(`expected one action, the list shows ${actions}`);
   await page.locator('#case-status', { hasText: 'pending' }).waitFor();
   await page.locator('#queue li[data-status="pending"]').waitFor();
+
+  // The crisis the test raised shows as a banner, with the message.
+  const banner = page.locator('#alert-banner');
+  await banner.filter({ hasText: 'Crisis alert' }).waitFor({ timeout: 30_000 });
+  log(`banner: ${(await banner.innerText()).replace(/\s+/g, ' ')}`);
+  // The report: figures per channel and the charts.
+  await page.getByRole('button', { name: 'Report (g)' }).click();
+  await page.locator('#report-view svg rect').first().waitFor();
+  const report = await page.locator('#report-body table').innerText();
+  if (!/all channels\s+1\s+1\s+100 %/.test(report)) throw new Error(`unexpected report: ${report}`);
   const shown = await page.locator('#errors').innerText();
   if (shown.trim()) throw new Error(`the page shows errors: ${shown}`);
 }

@@ -147,7 +147,15 @@ async fn start_host() -> Host {
             facebook_spec("globex", &graph_api),
         ],
         service_levels: Default::default(),
-        crisis: Default::default(),
+        // A hair trigger, so one comment is a "spike" the banner shows.
+        crisis: std::collections::HashMap::from([(
+            "acme".to_string(),
+            webcare::care::crisis::CrisisPolicy {
+                factor: 1.0,
+                min_messages: 1,
+                ..Default::default()
+            },
+        )]),
         replies: Default::default(),
     };
     let service = RunningService::start(&spec, &webcare_tests::runtime(), storage.clone())
@@ -314,6 +322,11 @@ async fn an_agent_answers_a_live_comment_in_the_browser() {
     // The inbox is open and shows an empty queue; now the comment comes.
     let http = reqwest::Client::new();
     deliver_comment(&http, &format!("http://{}", host.service.addr)).await;
+    // The comment makes a (hair-trigger) crisis: the page shows its banner.
+    let now = jiff::Timestamp::now().as_millisecond();
+    let alerts = host.service.shared.check_crisis("acme", now).await.unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].kind, "volume");
     session.finish().await;
 
     // The fake Graph got exactly one Private Reply, to the comment, with

@@ -124,6 +124,9 @@ function logout() {
   $('#token').value = '';
   $('#login-brand').value = '';
   $('#brand-field').hidden = true;
+  $('#alert-banner').hidden = true;
+  $('#report-view').hidden = true;
+  $('#report-button').hidden = true;
   showLogin();
 }
 
@@ -139,6 +142,8 @@ function startDesk() {
   state.brandReplies = [];
   renderSavedReplies();
   loadBrandReplies();
+  loadAlerts();
+  $('#report-button').hidden = false;
   loadQueue();
   state.live = new Live({
     url: api.eventsUrl(),
@@ -182,6 +187,9 @@ function onLiveEvent(name, data) {
       break;
     case 'case':
       scheduleRefresh(true, event.case_id === state.openId);
+      break;
+    case 'alert':
+      loadAlerts();
       break;
     default:
       break;
@@ -731,6 +739,7 @@ function onKey(e) {
     n: () => { if (requireCase()) $('#note-text').focus(); },
     x: () => caseOp($('#act-close'), (id) => state.api.close(id), 'Closed'),
     '/': () => $('#search').focus(),
+    g: () => showReport(),
     '?': () => $('#help').showModal(),
   };
   const action = keys[e.key];
@@ -826,3 +835,107 @@ async function boot() {
 }
 
 boot();
+
+// ---------------------------------------------------------------- crisis alerts
+
+/** Shows the brand's crisis alerts of the last 24 hours as a banner, with
+ * the messages behind the newest one. */
+async function loadAlerts() {
+  let alerts = [];
+  try {
+    ({ alerts } = await state.api.request('GET', `/brands/${encodeURIComponent(state.api.brand)}/alerts`));
+  } catch (e) {
+    showError(`Alerts: ${e.message}`);
+    return;
+  }
+  const banner = $('#alert-banner');
+  if (alerts.length === 0) {
+    banner.hidden = true;
+    banner.replaceChildren();
+    return;
+  }
+  const newest = alerts[0];
+  const what = newest.kind === 'negative' ? 'negative messages' : 'messages';
+  const team = newest.team ? ` for ${newest.team}` : '';
+  banner.replaceChildren(
+    h('strong', {}, `Crisis alert${team}: ${newest.observed} ${what} in ${minutes(newest.window_to - newest.window_from)} min, `
+      + `about ${Math.max(1, Math.round(newest.expected))} expected`),
+    h('span', {}, ` (raised ${new Date(newest.raised_at).toLocaleTimeString()}; ${alerts.length} alert(s) in 24 h)`),
+    h('ul', {}, ...newest.messages.slice(0, 5).map((m) => h('li', {}, `${m.author}: ${m.text}`))),
+  );
+  banner.hidden = false;
+  announce(`Crisis alert: ${newest.observed} ${what}`);
+}
+
+function minutes(ms) {
+  return Math.round(ms / 60000);
+}
+
+// ---------------------------------------------------------------- report
+
+/** The brand's report for the last 7 days: figures per channel, and
+ * sentiment and volume per day as bar charts (SVG). */
+async function showReport() {
+  let report;
+  try {
+    report = await state.api.request('GET', `/brands/${encodeURIComponent(state.api.brand)}/report`);
+  } catch (e) {
+    showError(`Report: ${e.message}`);
+    return;
+  }
+  const pct = (x) => (x == null ? '–' : `${Math.round(x * 100)} %`);
+  const dur = (ms) => (ms == null ? '–' : ms < 3600000 ? `${Math.round(ms / 60000)} min` : `${(ms / 3600000).toFixed(1)} h`);
+  const row = (label, f) => h('tr', {},
+    h('td', {}, label), h('td', {}, String(f.cases)), h('td', {}, String(f.inbound_messages)),
+    h('td', {}, pct(f.response_rate)), h('td', {}, dur(f.first_response.median_ms)),
+    h('td', {}, dur(f.first_response.p90_ms)), h('td', {}, dur(f.resolution.median_ms)));
+  const table = h('table', {},
+    h('thead', {}, h('tr', {}, ...['channel', 'cases', 'messages', 'answered', 'first response (median)', 'p90', 'resolution (median)'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, row('all channels', report.totals), ...report.channels.map((c) => row(c.connector, c))));
+  const days = report.sentiment;
+  const body = $('#report-body');
+  body.replaceChildren(
+    table,
+    h('h3', {}, 'Messages per day'),
+    barChart(days.map((d) => ({ label: d.day.slice(5), value: d.messages })), false, 'messages per day'),
+    h('h3', {}, 'Share of negative messages per day'),
+    barChart(days.map((d) => ({ label: d.day.slice(5), value: Math.round((d.negative_share ?? 0) * 100) })), true, 'percent negative per day'),
+    h('h3', {}, 'What customers wrote about'),
+    h('p', {}, report.top_keywords.map((k) => `${k.word} (${k.count})`).join(', ') || '–'),
+  );
+  $('#report-view').hidden = false;
+  $('#report-close').focus();
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(name, attrs, text) {
+  const el = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+/** A bar chart of `points` ({label, value}); its numbers are also in the
+ * bars' titles for screen readers. */
+function barChart(points, negative, label) {
+  const width = Math.max(200, points.length * 36);
+  const height = 120;
+  const max = Math.max(1, ...points.map((p) => p.value));
+  const chart = svg('svg', { width, height: height + 18, role: 'img', 'aria-label': label });
+  points.forEach((p, i) => {
+    const barHeight = Math.round((p.value / max) * height);
+    const bar = svg('rect', {
+      class: negative ? 'bar negative' : 'bar',
+      x: i * 36 + 4, y: height - barHeight, width: 28, height: barHeight,
+    });
+    bar.append(svg('title', {}, `${p.label}: ${p.value}${negative ? ' %' : ''}`));
+    chart.append(bar, svg('text', { class: 'axis', x: i * 36 + 4, y: height + 14 }, p.label));
+  });
+  return chart;
+}
+
+$('#report-button').addEventListener('click', showReport);
+$('#report-close').addEventListener('click', () => {
+  $('#report-view').hidden = true;
+});
