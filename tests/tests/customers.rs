@@ -22,6 +22,9 @@ use webcare_tests::fake_api::FakeApi;
 use webcare_tests::fake_twitter::{BRAND_ID, BRAND_USERNAME, FakeX, SEARCH_QUERY, TOKEN};
 use webcare_tests::plugins::plugin_path;
 
+/// The token mail senders give the e-mail connector's webhook.
+const MAIL_TOKEN: &str = "mail-hook-token-7d2";
+
 /// The author of the Dutch complaint in `mentions_page1.json`.
 const TWEETER: &str = "1100000000000000011";
 
@@ -76,11 +79,15 @@ async fn start() -> Host {
     let dir = tempfile::tempdir().unwrap();
     let storage: Arc<dyn Storage> =
         Arc::new(SqliteStorage::open(&dir.path().join("queue.db")).unwrap());
+    // Mail comes in through the e-mail connector's webhook (raw MIME).
+    let mut mail = spec("acme", "mail", "email_connector", false);
+    mail.settings = BTreeMap::from([("brand_address".into(), "care@acme.example".into())]);
+    mail.secrets = BTreeMap::from([("webhook_token".into(), Secret::new(MAIL_TOKEN))]);
     let spec = ServiceSpec {
         listen: "127.0.0.1:0".parse().unwrap(),
         shutdown_grace: Duration::from_secs(5),
         max_webhook_body: 1 << 20,
-        connectors: vec![twitter, shop("acme"), shop("globex")],
+        connectors: vec![twitter, shop("acme"), shop("globex"), mail],
         service_levels: Default::default(),
         crisis: Default::default(),
         replies: Default::default(),
@@ -137,6 +144,26 @@ impl Host {
         assert_eq!(r.status(), 200, "{:?}", r.text().await);
     }
 
+    /// A mail to the brand, as a mail server hands it to the webhook.
+    async fn mail(&self, from: &str, subject: &str, text: &str) {
+        let raw = format!(
+            "From: Sanne de Vries <{from}>\r\nTo: care@acme.example\r\nSubject: {subject}\r\n\
+             Message-ID: <{}@mail.example.nl>\r\nDate: Tue, 24 Nov 2026 09:00:00 +0100\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n",
+            subject.len()
+        );
+        let r = self
+            .http
+            .post(self.url("/webhooks/acme/mail"))
+            .header("x-webhook-token", MAIL_TOKEN)
+            .header("content-type", "message/rfc822")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    }
+
     async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
         let r = self
             .http
@@ -180,7 +207,7 @@ impl Host {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tweet_and_a_shop_message_of_one_customer_under_one_profile() {
+async fn a_tweet_a_shop_message_and_an_email_of_one_customer_under_one_profile() {
     let host = start().await;
     let agent = host.token("acme", Role::Agent).await;
 
@@ -352,5 +379,54 @@ async fn a_tweet_and_a_shop_message_of_one_customer_under_one_profile() {
         )
         .await;
     assert_eq!(status, 404, "a profile id of acme is not globex's");
+
+    // A tweet and an e-mail of the same customer: the From address is not
+    // verified, so nothing links by itself; linked by hand, both cases show
+    // under one profile.
+    host.mail(
+        "sanne@example.nl",
+        "Factuur 2026-118",
+        "Zie mijn tweet: de factuur klopt niet.",
+    )
+    .await;
+    let mail_case = host.case_of(&agent, "mail", "sanne@example.nl").await;
+    let (_, by_mail) = host
+        .get(
+            &agent,
+            &format!("/api/v1/brands/acme/cases/{mail_case}/customer"),
+        )
+        .await;
+    assert!(
+        by_mail["id"].is_null(),
+        "no automatic link by a From header: {by_mail:#}"
+    );
+    let (status, both) = host
+        .post(
+            &agent,
+            "/api/v1/brands/acme/customers/link",
+            json!({"identities": [
+                {"connector": "x", "author_id": TWEETER},
+                {"connector": "mail", "author_id": "sanne@example.nl"}
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{both}");
+    let cases: Vec<i64> = both["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        cases.contains(&tweet_case) && cases.contains(&mail_case),
+        "{both:#}"
+    );
+    let (_, via_mail) = host
+        .get(
+            &agent,
+            &format!("/api/v1/brands/acme/cases/{mail_case}/customer"),
+        )
+        .await;
+    assert_eq!(via_mail["id"], both["id"]);
     assert!(host.service.stop().await);
 }
