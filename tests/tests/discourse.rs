@@ -87,17 +87,7 @@ fn ids(messages: &[Message]) -> Vec<&str> {
 }
 
 fn target(message: &Message) -> ActionTarget {
-    ActionTarget {
-        external_id: message.external_id.clone(),
-        thread_id: message.thread_id.clone(),
-        kind: message.kind,
-        visibility: message.visibility,
-        author: message.author.clone(),
-        created_at: message.created_at,
-        last_inbound_at: None,
-        subject: message.subject.clone(),
-        properties: message.properties.clone(),
-    }
+    ActionTarget::of_message(message, None)
 }
 
 fn action(kind: ActionKind) -> Action {

@@ -500,17 +500,7 @@ async fn hosts_off_the_allow_list_are_denied_and_plain_text_stays_on_loopback() 
 
 /// The target the host would hand back for `message`.
 fn target_of(message: &Message) -> ActionTarget {
-    ActionTarget {
-        external_id: message.external_id.clone(),
-        thread_id: message.thread_id.clone(),
-        kind: message.kind,
-        visibility: message.visibility,
-        author: message.author.clone(),
-        created_at: message.created_at,
-        last_inbound_at: Some(message.created_at),
-        subject: message.subject.clone(),
-        properties: message.properties.clone(),
-    }
+    ActionTarget::of_message(message, Some(message.created_at))
 }
 
 #[tokio::test]

@@ -119,17 +119,7 @@ fn now_ms() -> i64 {
 }
 
 fn target_of(m: &Message) -> ActionTarget {
-    ActionTarget {
-        external_id: m.external_id.clone(),
-        thread_id: m.thread_id.clone(),
-        kind: m.kind,
-        visibility: m.visibility,
-        author: m.author.clone(),
-        created_at: m.created_at,
-        last_inbound_at: None,
-        subject: None,
-        properties: m.properties.clone(),
-    }
+    ActionTarget::of_message(m, None)
 }
 
 fn act(kind: ActionKind) -> Action {
@@ -166,30 +156,7 @@ fn assert_signed(request: &Recorded) {
 }
 
 fn form(request: &Recorded) -> Vec<(String, String)> {
-    let text = String::from_utf8(request.body.to_vec()).unwrap();
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap();
-            let decode = |s: &str| {
-                let s = s.replace('+', " ");
-                let bytes = s.as_bytes();
-                let mut out = Vec::new();
-                let mut i = 0;
-                while i < bytes.len() {
-                    if bytes[i] == b'%' {
-                        out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                        i += 3;
-                    } else {
-                        out.push(bytes[i]);
-                        i += 1;
-                    }
-                }
-                String::from_utf8(out).unwrap()
-            };
-            (decode(k), decode(v))
-        })
-        .collect()
+    form_urlencoded::parse(&request.body).into_owned().collect()
 }
 
 fn connector_error(err: PluginError) -> ConnectorError {
