@@ -739,11 +739,11 @@ impl CommitWork {
              ON CONFLICT (brand, connector, external_id) DO NOTHING",
         )?;
         // Inbound activity: the case's first message may turn out to be an
-        // older one that arrived late, and a customer writing again reopens
-        // a case the team had put aside (to `open` when someone owns it).
-        // A reopened case takes the new message's priority; an active one
-        // keeps the higher of both. SET expressions all see the row as it
-        // was, so each CASE compares with the old values.
+        // older one that arrived late. SET expressions all see the row as it
+        // was, so each CASE compares with the old values. The queue's
+        // indexes (priority, status, waiting) are only written by the two
+        // statements below, and only when a value really changes: SQLite
+        // rewrites an index whenever one of its columns is SET.
         let mut touch_case_inbound = prepare(
             "UPDATE cases SET
                  message_count    = message_count + 1,
@@ -751,22 +751,29 @@ impl CommitWork {
                  author           = CASE WHEN ?2 < first_message_at THEN ?3 ELSE author END,
                  preview          = CASE WHEN ?2 < first_message_at THEN ?4 ELSE preview END,
                  first_message_at = min(first_message_at, ?2),
-                 priority  = CASE WHEN status IN ('pending', 'closed') OR ?5 > priority
-                                  THEN ?5 ELSE priority END,
-                 bucket    = CASE WHEN status IN ('pending', 'closed') OR ?5 > priority
-                                  THEN ?6 ELSE bucket END,
-                 reasons   = CASE WHEN status IN ('pending', 'closed') OR ?5 > priority
-                                  THEN ?7 ELSE reasons END,
-                 sentiment = CASE WHEN status IN ('pending', 'closed') OR ?5 > priority
-                                  THEN ?8 ELSE sentiment END,
-                 team          = COALESCE(team, ?9),
-                 waiting_since = min(COALESCE(waiting_since, ?2), ?2),
-                 closed_at     = CASE WHEN status = 'closed' THEN NULL ELSE closed_at END,
-                 status = CASE WHEN status IN ('pending', 'closed')
-                               THEN CASE WHEN assignee IS NULL THEN 'new' ELSE 'open' END
-                               ELSE status END,
-                 version = version + 1
+                 team             = COALESCE(team, ?5),
+                 version          = version + 1
              WHERE id = ?1",
+        )?;
+        // A customer writing again reopens a case the team had put aside (to
+        // `open` when someone owns it) with the new message's priority; an
+        // active case takes the higher of both.
+        let mut raise_case = prepare(
+            "UPDATE cases SET
+                 priority  = ?2,
+                 bucket    = ?3,
+                 reasons   = ?4,
+                 sentiment = ?5,
+                 closed_at = CASE WHEN status = 'closed' THEN NULL ELSE closed_at END,
+                 status    = CASE WHEN status IN ('pending', 'closed')
+                                  THEN CASE WHEN assignee IS NULL THEN 'new' ELSE 'open' END
+                                  ELSE status END
+             WHERE id = ?1 AND (status IN ('pending', 'closed') OR ?2 > priority)",
+        )?;
+        // The customer waits from their oldest unanswered message.
+        let mut start_waiting = prepare(
+            "UPDATE cases SET waiting_since = ?2
+             WHERE id = ?1 AND (waiting_since IS NULL OR waiting_since > ?2)",
         )?;
         // The brand's own answers (and messages triage ignored) are part of
         // the case but do not reopen it.
@@ -867,12 +874,20 @@ impl CommitWork {
                             m.created_at,
                             m.author_handle,
                             case_preview(&m.text),
+                            t.team,
+                        ])
+                        .or_storage(what)?;
+                    raise_case
+                        .execute(params![
+                            case_id,
                             t.priority.unwrap_or(0),
                             t.bucket,
                             t.reasons,
                             t.sentiment,
-                            t.team,
                         ])
+                        .or_storage(what)?;
+                    start_waiting
+                        .execute(params![case_id, m.created_at])
                         .or_storage(what)?;
                     Some(case_id)
                 }
