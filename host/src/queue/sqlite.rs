@@ -1019,8 +1019,24 @@ impl CommitWork {
     }
 }
 
+/// A `StoredMessage` from the columns `brand, connector, channel, case_id,
+/// received_at, edited, deleted, hidden, message_json`, in that order.
+pub(super) fn stored_message(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
+    Ok(StoredMessage {
+        brand: row.get(0)?,
+        connector: row.get(1)?,
+        channel: row.get(2)?,
+        case_id: row.get(3)?,
+        received_at: row.get(4)?,
+        edited: row.get(5)?,
+        deleted: row.get(6)?,
+        hidden: row.get(7)?,
+        message: row.get::<_, JsonMessage>(8)?.0,
+    })
+}
+
 /// A message read back from its JSON column.
-pub(super) struct JsonMessage(pub(super) Message);
+struct JsonMessage(Message);
 
 impl FromSql for JsonMessage {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
@@ -1122,19 +1138,7 @@ impl Storage for SqliteStorage {
             )
             .and_then(|mut statement| {
                 statement
-                    .query_map(params![brand, sql_limit(limit)], |row| {
-                        Ok(StoredMessage {
-                            brand: row.get(0)?,
-                            connector: row.get(1)?,
-                            channel: row.get(2)?,
-                            case_id: row.get(3)?,
-                            received_at: row.get(4)?,
-                            edited: row.get(5)?,
-                            deleted: row.get(6)?,
-                            hidden: row.get(7)?,
-                            message: row.get::<_, JsonMessage>(8)?.0,
-                        })
-                    })?
+                    .query_map(params![brand, sql_limit(limit)], stored_message)?
                     .collect()
             })
             .or_storage(format_args!("reading the messages of brand {brand:?}"))

@@ -7,7 +7,7 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
-use super::sqlite::{JsonMessage, MessageRow, OrStorage, SqliteStorage, sql_limit};
+use super::sqlite::{MessageRow, OrStorage, SqliteStorage, sql_limit, stored_message};
 use super::{CaseStatus, StorageError, StoredMessage};
 use crate::care::crisis::{Alert, AlertMessage, Counts};
 use crate::care::report::{ReportCase, ReportMessage, ReportRows};
@@ -114,20 +114,6 @@ fn token_from_row(row: &Row<'_>) -> rusqlite::Result<TokenRecord> {
         hash: row.get(4)?,
         created_at: row.get(5)?,
         revoked_at: row.get(6)?,
-    })
-}
-
-fn stored_message(row: &Row<'_>) -> rusqlite::Result<StoredMessage> {
-    Ok(StoredMessage {
-        brand: row.get(0)?,
-        connector: row.get(1)?,
-        channel: row.get(2)?,
-        case_id: row.get(3)?,
-        received_at: row.get(4)?,
-        edited: row.get(5)?,
-        deleted: row.get(6)?,
-        hidden: row.get(7)?,
-        message: row.get::<_, JsonMessage>(8)?.0,
     })
 }
 
