@@ -51,6 +51,11 @@ use webcare::queue::{IngestBatch, Storage};
 use webcare::runtime::{CallLimits, Runtime, RuntimeConfig};
 use webcare::service::{ConnectorSpec, RunningService, ServiceSpec};
 
+/// The allocator the `webcare` binary runs with (host/src/main.rs), so the
+/// figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TOKEN: &str = "bench-token-0123";
 
 /// Pre-rendered pages of `page` messages, `pages` of them, then empty.
@@ -138,6 +143,8 @@ async fn ingest(plugin: &Path, storage: Arc<dyn Storage>, what: &str, page: usiz
         service_levels: Default::default(),
         crisis: Default::default(),
         replies: Default::default(),
+        cluster: Default::default(),
+        stream: None,
     };
     let start = Instant::now();
     let service = RunningService::start(&spec, &runtime, storage.clone())

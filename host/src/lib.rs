@@ -17,4 +17,5 @@ pub mod model;
 pub mod queue;
 pub mod runtime;
 pub mod service;
+pub mod stream;
 pub mod triage;

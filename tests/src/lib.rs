@@ -12,6 +12,7 @@ pub mod fake_rss;
 pub mod fake_twitter;
 pub mod host_process;
 pub mod mail_servers;
+pub mod nats_server;
 pub mod plugins;
 pub mod postgres_db;
 

@@ -103,6 +103,8 @@ async fn a_replayed_spike_raises_one_alert_per_kind_and_normal_traffic_none() {
             ("globex".to_string(), policy),
         ]),
         replies: Default::default(),
+        cluster: Default::default(),
+        stream: None,
     };
     let host = RunningService::start(&spec, &webcare_tests::runtime(), storage.clone())
         .await

@@ -91,6 +91,8 @@ async fn start() -> Host {
         service_levels: Default::default(),
         crisis: Default::default(),
         replies: Default::default(),
+        cluster: Default::default(),
+        stream: None,
     };
     let service = RunningService::start(&spec, &webcare_tests::runtime(), storage.clone())
         .await

@@ -157,6 +157,8 @@ async fn start_host() -> Host {
             },
         )]),
         replies: Default::default(),
+        cluster: Default::default(),
+        stream: None,
     };
     let service = RunningService::start(&spec, &webcare_tests::runtime(), storage.clone())
         .await

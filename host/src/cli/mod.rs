@@ -4,6 +4,7 @@
 mod plugin;
 pub mod queue;
 mod service;
+mod status;
 mod token;
 
 use std::path::PathBuf;
@@ -72,6 +73,14 @@ pub enum Command {
     /// Run and inspect plugins offline, without a configuration file.
     #[command(subcommand)]
     Plugin(Box<plugin::PluginCommand>),
+    /// Which host polls which connector (poll leases) and each cursor.
+    Status {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// One JSON object per connector instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage API tokens for agents, second-line teams and admins.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -159,9 +168,11 @@ fn init_logging(filter: Option<&str>, command: &Command) {
         // line; the plugin's log lines are what an integrator wants to see.
         Command::Plugin(_) => "warn,webcare=error,webcare::guest=info",
         Command::Run { .. } => "info",
-        Command::Check { .. } | Command::Queue(_) | Command::Demo { .. } | Command::Token(_) => {
-            "warn"
-        }
+        Command::Check { .. }
+        | Command::Queue(_)
+        | Command::Demo { .. }
+        | Command::Token(_)
+        | Command::Status { .. } => "warn",
     };
     let filter = filter
         .map(str::to_string)
@@ -224,6 +235,7 @@ pub fn main() -> ExitCode {
             } => service::demo(plugin_dir.clone(), data_dir.clone(), *serve).await,
             Command::Plugin(cmd) => plugin::run(&cli, cmd).await,
             Command::Token(cmd) => token::run(cmd).await,
+            Command::Status { config, json } => status::run(config, *json).await,
         }
     });
     match result {

@@ -29,8 +29,13 @@ fn runtime_for(config: &Config) -> anyhow::Result<Runtime> {
     })?)
 }
 
+/// Opens the queue, with the outbox on when the config has a `[stream]`:
+/// every command that changes the queue then writes its events.
 pub(super) async fn open_storage(config: &Config) -> anyhow::Result<Arc<dyn Storage>> {
-    Ok(crate::queue::open(&config.storage).await?)
+    let options = crate::queue::OpenOptions {
+        outbox: config.stream.is_some(),
+    };
+    Ok(crate::queue::open_with(&config.storage, options).await?)
 }
 
 /// `webcare check --config F`

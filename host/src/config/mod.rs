@@ -71,6 +71,8 @@ pub struct Config {
     pub path: PathBuf,
     pub host: HostConfig,
     pub storage: StorageConfig,
+    /// `[stream]`: the NATS JetStream sink; `None`: no sink, no outbox.
+    pub stream: Option<StreamConfig>,
     pub brands: Vec<BrandConfig>,
 }
 
@@ -85,6 +87,13 @@ pub struct HostConfig {
     pub component_cache: PathBuf,
     /// Time in-flight calls get to finish after SIGINT/SIGTERM.
     pub shutdown_grace: Duration,
+    /// This host's name among the hosts sharing one queue (`id`; default:
+    /// the machine's host name). Hosts on one database need distinct ids.
+    pub id: String,
+    /// How long a poll lease lasts without renewal (`lease_time`, default
+    /// 15 s): how soon another host takes over the connectors of a host
+    /// that died.
+    pub lease_time: Duration,
 }
 
 /// `[storage]`: where the care queue lives.
@@ -118,6 +127,42 @@ impl DatabaseUrl {
         match self {
             DatabaseUrl::Plain(url) => Ok(Secret::new(url.clone())),
             DatabaseUrl::Reference(reference) => reference.resolve(),
+        }
+    }
+}
+
+/// `[stream]`: where events of the care queue are published (see
+/// `docs/stream.md`). Only NATS JetStream (`kind = "nats"`) for now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamConfig {
+    /// The NATS server(s): `nats://host:4222`, plain (no password) or by
+    /// reference.
+    pub url: SecretUrl,
+    /// The JetStream stream (`stream`, default `WEBCARE`); created at start
+    /// when missing.
+    pub stream: String,
+    /// First subject tokens (`subject_prefix`, default `webcare`): events go
+    /// to `<prefix>.<brand>.<channel>.<event>`.
+    pub subject_prefix: String,
+    /// The stream's de-duplication window (`duplicate_window_seconds`,
+    /// default 600).
+    pub duplicate_window: Duration,
+}
+
+/// A URL that may carry a password: written into the file only without
+/// one, else referenced like a connector secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretUrl {
+    Plain(String),
+    Reference(SecretRef),
+}
+
+impl SecretUrl {
+    /// The URL, read from the environment or the file now.
+    pub fn resolve(&self) -> Result<Secret, SecretError> {
+        match self {
+            SecretUrl::Plain(url) => Ok(Secret::new(url.clone())),
+            SecretUrl::Reference(reference) => reference.resolve(),
         }
     }
 }

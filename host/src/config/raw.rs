@@ -18,6 +18,7 @@ use toml::de::{DeTable, DeValue};
 pub(super) struct RawConfig {
     pub host: Option<RawHost>,
     pub storage: Option<RawStorage>,
+    pub stream: Option<Spanned<RawStream>>,
     #[serde(default)]
     pub brand: Vec<Spanned<RawBrand>>,
 }
@@ -29,6 +30,8 @@ pub(super) struct RawHost {
     pub listen: Option<Spanned<String>>,
     pub component_cache: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<String>>,
+    pub id: Option<Spanned<String>>,
+    pub lease_time: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -39,6 +42,17 @@ pub(super) struct RawStorage {
     /// A string or a secret reference table; checked in validate.
     pub url: Option<Spanned<toml::Value>>,
     pub pool_size: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStream {
+    pub kind: Option<Spanned<String>>,
+    /// A string or a secret reference table; checked in validate.
+    pub url: Option<Spanned<toml::Value>>,
+    pub stream: Option<Spanned<String>>,
+    pub subject_prefix: Option<Spanned<String>>,
+    pub duplicate_window_seconds: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -240,7 +240,7 @@ fn each_broken_config_names_its_key_and_line() {
             format!("hots = 1\n{BRAND}"),
             "hots".into(),
             "hots",
-            "allowed here: host, storage, brand",
+            "allowed here: host, storage, stream, brand",
         ),
         (
             "unknown connector key",
@@ -459,6 +459,80 @@ fn each_broken_config_names_its_key_and_line() {
             "storage.pool_size".into(),
             "pool_size",
             "must be 1 to 1000 connections",
+        ),
+        (
+            "stream without kind",
+            "[stream]\nurl = \"nats://127.0.0.1:4222\"\n".into(),
+            "stream.kind".into(),
+            "[stream]",
+            "missing; add kind = \"nats\"",
+        ),
+        (
+            "unknown stream kind",
+            "[stream]\nkind = \"kafka\"\nurl = \"nats://127.0.0.1:4222\"\n".into(),
+            "stream.kind".into(),
+            "kafka",
+            "use \"nats\"",
+        ),
+        (
+            "stream without url",
+            "[stream]\nkind = \"nats\"\n".into(),
+            "stream.url".into(),
+            "[stream]",
+            "missing; add e.g. url = \"nats://127.0.0.1:4222\"",
+        ),
+        (
+            "stream url not nats",
+            "[stream]\nkind = \"nats\"\nurl = \"http://nats.example:4222\"\n".into(),
+            "stream.url".into(),
+            "http://",
+            "write nats://HOST:PORT",
+        ),
+        (
+            "password in a plain nats url",
+            "[stream]\nkind = \"nats\"\nurl = \"nats://care:hunter2@nats.example:4222\"\n".into(),
+            "stream.url".into(),
+            "hunter2",
+            "credentials (user, password or token) may not be written",
+        ),
+        (
+            "nats url env var unset",
+            "[stream]\nkind = \"nats\"\nurl = { env = \"NATS_UNSET\" }\n".into(),
+            "stream.url".into(),
+            "NATS_UNSET",
+            "environment variable NATS_UNSET is not set",
+        ),
+        (
+            "bad stream name",
+            "[stream]\nkind = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nstream = \"web care\"\n"
+                .into(),
+            "stream.stream".into(),
+            "web care",
+            "a JetStream stream name is 1 to 255 letters, digits",
+        ),
+        (
+            "wildcard in the subject prefix",
+            "[stream]\nkind = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nsubject_prefix = \"care.>\"\n"
+                .into(),
+            "stream.subject_prefix".into(),
+            "care.>",
+            "dot-separated subject tokens without wildcards",
+        ),
+        (
+            "duplicate window 0",
+            "[stream]\nkind = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nduplicate_window_seconds = 0\n"
+                .into(),
+            "stream.duplicate_window_seconds".into(),
+            "duplicate_window_seconds",
+            "must be 1 to 604800 seconds",
+        ),
+        (
+            "unknown stream key",
+            "[stream]\nkind = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nduplicate_window = 60\n"
+                .into(),
+            "stream.duplicate_window".into(),
+            "duplicate_window = 60",
+            "did you mean `duplicate_window_seconds`?",
         ),
         (
             "TOML syntax error",
@@ -943,4 +1017,39 @@ typo = "Hoi {{naam}}"
     };
     assert!(find("replies.typo").contains("unknown placeholder {naam}"));
     assert!(find("triage.acknowledge[0].template").contains("no reply \"ack-private\""));
+}
+
+#[test]
+fn a_stream_section_loads_with_defaults() {
+    let fx = Fixture::new();
+    let config = fx.load("").unwrap();
+    assert_eq!(config.stream, None, "no [stream]: no sink");
+    let config = fx
+        .load("[stream]\nkind = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\n")
+        .unwrap();
+    assert_eq!(
+        config.stream,
+        Some(StreamConfig {
+            url: SecretUrl::Plain("nats://127.0.0.1:4222".into()),
+            stream: "WEBCARE".into(),
+            subject_prefix: "webcare".into(),
+            duplicate_window: Duration::from_secs(600),
+        })
+    );
+    let config = fx
+        .load(
+            "[stream]\nkind = \"nats\"\nurl = { env = \"ACME_TOKEN\" }\nstream = \"CARE\"\n\
+             subject_prefix = \"acme.care\"\nduplicate_window_seconds = 120\n",
+        )
+        .unwrap();
+    let stream = config.stream.unwrap();
+    assert_eq!(
+        stream.url,
+        SecretUrl::Reference(SecretRef::Env("ACME_TOKEN".into()))
+    );
+    assert_eq!(
+        (stream.stream.as_str(), stream.subject_prefix.as_str()),
+        ("CARE", "acme.care")
+    );
+    assert_eq!(stream.duplicate_window, Duration::from_secs(120));
 }

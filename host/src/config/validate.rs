@@ -13,13 +13,13 @@ use toml::de::DeTable;
 
 use super::error::Lines;
 use super::raw::{
-    self, RawBrand, RawConfig, RawConnector, RawCrisis, RawHost, RawLimits, RawStorage, RawTriage,
-    Seg,
+    self, RawBrand, RawConfig, RawConnector, RawCrisis, RawHost, RawLimits, RawStorage, RawStream,
+    RawTriage, Seg,
 };
 use super::secrets::EnvLookup;
 use super::{
     BrandConfig, Config, ConfigError, ConfigErrors, ConnectorConfig, DatabaseUrl, HostConfig,
-    SecretRef, StorageConfig, WorkingHours,
+    SecretRef, SecretUrl, StorageConfig, StreamConfig, WorkingHours,
 };
 use crate::capabilities::AllowList;
 use crate::care::crisis::CrisisPolicy;
@@ -29,12 +29,30 @@ use crate::triage::policy::{AcknowledgeRule, Keyword, RouteRule, TriagePolicy};
 
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const DEFAULT_LEASE_TIME: Duration = Duration::from_secs(15);
+/// Renewals go out every third of the lease time; below a second, a busy
+/// database or a GC-less hiccup would cost the lease.
+const MIN_LEASE_TIME: Duration = Duration::from_secs(1);
+
+/// The machine's host name, the default `[host] id`.
+fn machine_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "webcare".to_string())
+}
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// Channels rate-limit; polling faster than this only burns quota.
 const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// More connections than this is a typo, not a plan (PostgreSQL's own
 /// default limit is 100 for all clients together).
 const MAX_POOL_SIZE: u64 = 1000;
+
+/// Longest `[stream] duplicate_window_seconds`: a week (JetStream keeps
+/// every id of the window in memory).
+const MAX_DUPLICATE_WINDOW_SECONDS: u64 = 7 * 24 * 3600;
 const DEFAULT_FIRST_RESPONSE_TARGET: Duration = Duration::from_secs(3600);
 const ID_RULE: &str =
     "use 1 to 63 lower-case letters, digits, '-' or '_', starting with a letter or digit";
@@ -267,6 +285,7 @@ impl Validator<'_> {
     fn config(&mut self, raw: RawConfig) -> Config {
         let host = self.host(raw.host.unwrap_or_default());
         let storage = self.storage(raw.storage, &host.data_dir);
+        let stream = raw.stream.map(|raw| self.stream(raw));
         let mut brands = Vec::new();
         let mut ids: HashMap<String, usize> = HashMap::new();
         for (b, brand) in raw.brand.into_iter().enumerate() {
@@ -285,6 +304,7 @@ impl Validator<'_> {
             path: self.file.to_path_buf(),
             host,
             storage,
+            stream,
             brands,
         }
     }
@@ -373,11 +393,40 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|d| self.duration("host.shutdown_grace".into(), d))
             .unwrap_or(DEFAULT_SHUTDOWN_GRACE);
+        let id = match &raw.id {
+            Some(id) if id.get_ref().trim().is_empty() => {
+                self.error(
+                    "host.id".into(),
+                    Some(id.span()),
+                    "is empty; name this host (hosts on one database need distinct ids)",
+                );
+                machine_name()
+            }
+            Some(id) => id.get_ref().trim().to_string(),
+            None => machine_name(),
+        };
+        let lease_time = match &raw.lease_time {
+            Some(d) => match self.duration("host.lease_time".into(), d) {
+                Some(time) if time < MIN_LEASE_TIME => {
+                    self.error(
+                        "host.lease_time".into(),
+                        Some(d.span()),
+                        format!("{:?} is too short: at least 1s", d.get_ref()),
+                    );
+                    DEFAULT_LEASE_TIME
+                }
+                Some(time) => time,
+                None => DEFAULT_LEASE_TIME,
+            },
+            None => DEFAULT_LEASE_TIME,
+        };
         HostConfig {
             data_dir,
             listen,
             component_cache,
             shutdown_grace,
+            id,
+            lease_time,
         }
     }
 
@@ -454,6 +503,139 @@ impl Validator<'_> {
             url: url.unwrap_or_else(|| DatabaseUrl::Plain(String::new())),
             pool_size,
         }
+    }
+
+    /// `[stream]`: the NATS JetStream sink.
+    fn stream(&mut self, raw: Spanned<RawStream>) -> StreamConfig {
+        let header = raw.span();
+        let raw = raw.into_inner();
+        match &raw.kind {
+            Some(kind) if kind.get_ref() == "nats" => {}
+            Some(kind) => self.error(
+                "stream.kind".into(),
+                Some(kind.span()),
+                format!("unknown stream kind {:?}; use \"nats\"", kind.get_ref()),
+            ),
+            None => self.error(
+                "stream.kind".into(),
+                Some(header.clone()),
+                "missing; add kind = \"nats\"",
+            ),
+        }
+        let url = match &raw.url {
+            Some(value) => self.nats_url(value),
+            None => {
+                self.error(
+                    "stream.url".into(),
+                    Some(header),
+                    "missing; add e.g. url = \"nats://127.0.0.1:4222\"",
+                );
+                None
+            }
+        };
+        let stream = match &raw.stream {
+            Some(name) => {
+                let text = name.get_ref();
+                if text.is_empty()
+                    || text.len() > 255
+                    || !text
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
+                    self.error(
+                        "stream.stream".into(),
+                        Some(name.span()),
+                        "a JetStream stream name is 1 to 255 letters, digits, `_` or `-`, \
+                         e.g. \"WEBCARE\"",
+                    );
+                }
+                text.clone()
+            }
+            None => crate::stream::DEFAULT_STREAM.to_string(),
+        };
+        let subject_prefix = match &raw.subject_prefix {
+            Some(prefix) => {
+                let text = prefix.get_ref();
+                if !crate::stream::is_subject_prefix(text) {
+                    self.error(
+                        "stream.subject_prefix".into(),
+                        Some(prefix.span()),
+                        "dot-separated subject tokens without wildcards or whitespace, \
+                         e.g. \"webcare\" or \"acme.care\"",
+                    );
+                }
+                text.clone()
+            }
+            None => crate::stream::DEFAULT_SUBJECT_PREFIX.to_string(),
+        };
+        let duplicate_window = match &raw.duplicate_window_seconds {
+            Some(n) if !(1..=MAX_DUPLICATE_WINDOW_SECONDS).contains(n.get_ref()) => {
+                self.error(
+                    "stream.duplicate_window_seconds".into(),
+                    Some(n.span()),
+                    format!("must be 1 to {MAX_DUPLICATE_WINDOW_SECONDS} seconds, e.g. 600"),
+                );
+                crate::stream::DEFAULT_DUPLICATE_WINDOW
+            }
+            Some(n) => Duration::from_secs(*n.get_ref()),
+            None => crate::stream::DEFAULT_DUPLICATE_WINDOW,
+        };
+        StreamConfig {
+            url: url.unwrap_or_else(|| SecretUrl::Plain(String::new())),
+            stream,
+            subject_prefix,
+            duplicate_window,
+        }
+    }
+
+    /// `[stream] url`: like `[storage] url`, plain only without a password.
+    fn nats_url(&mut self, value: &Spanned<toml::Value>) -> Option<SecretUrl> {
+        const KEY: &str = "stream.url";
+        let url = match value.get_ref() {
+            toml::Value::String(text) => {
+                match crate::stream::url_problem(text) {
+                    Some(problem) => {
+                        self.error(KEY.into(), Some(value.span()), problem);
+                        return None;
+                    }
+                    None if crate::stream::url_has_credentials(text) => {
+                        self.error(
+                            KEY.into(),
+                            Some(value.span()),
+                            "credentials (user, password or token) may not be written into the \
+                             config file; put the URL in an environment variable or a file and write \
+                             url = { env = \"WEBCARE_NATS_URL\" } or { file = \"path/to/file\" }",
+                        );
+                        return None;
+                    }
+                    None => {}
+                }
+                SecretUrl::Plain(text.clone())
+            }
+            _ => {
+                let dir = self.dir.clone();
+                SecretUrl::Reference(self.secret_ref(KEY.into(), value, &dir)?)
+            }
+        };
+        if let SecretUrl::Reference(reference) = &url {
+            match reference.resolve_with(self.env) {
+                Err(e) => self.error(KEY.into(), Some(value.span()), e.to_string()),
+                Ok(text) => {
+                    if let Some(problem) = crate::stream::url_problem(text.expose()) {
+                        let source = match reference {
+                            SecretRef::Env(name) => format!("environment variable {name}"),
+                            SecretRef::File(path) => format!("file {}", path.display()),
+                        };
+                        self.error(
+                            KEY.into(),
+                            Some(value.span()),
+                            format!("the URL in {source}: {problem}"),
+                        );
+                    }
+                }
+            }
+        }
+        Some(url)
     }
 
     /// `[storage] url`: a reference like a connector secret, or a plain URL

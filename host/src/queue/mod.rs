@@ -17,13 +17,22 @@
 //!   messages (the brand's own) and messages triage ignored join their
 //!   thread's case but never open or reopen one;
 //! * nothing of one brand is visible through a query for another.
+//! * opened with the outbox on ([`OpenOptions::outbox`], a config with a
+//!   `[stream]`), a commit and a case change write their events for the
+//!   NATS JetStream sink into the [`outbox`] in the same transaction;
+//!   without it, no event is written at all.
 //!
 //! The case workflow (claims, answers, audit trail, search, tokens) is the
 //! [`crate::care::CareStore`] a backend offers through [`Storage::care`].
 
+pub mod outbox;
 pub mod postgres;
+mod postgres_care;
+pub mod postgres_outbox;
+mod postgres_search;
 pub mod sqlite;
 mod sqlite_care;
+pub mod sqlite_outbox;
 pub mod suite;
 
 use std::sync::Arc;
@@ -239,6 +248,43 @@ pub struct ChannelCount {
     pub cases: u64,
 }
 
+/// Which host polls a connector. Hosts on one database take turns through
+/// leases: a host polls a connector only while it holds its lease, renews
+/// it well before it expires, and a lease whose host stopped renewing it
+/// (killed, cut off) is free for another host once it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lease {
+    pub brand: String,
+    pub connector: String,
+    /// The `[host] id` of the host that holds it.
+    pub holder: String,
+    /// Until when (ms since the epoch, by the database's clock where it has
+    /// one): the holder renews it before, or loses it then.
+    pub expires_at: TimestampMs,
+}
+
+/// The direction as the backends store it.
+fn direction_name(direction: crate::model::Direction) -> &'static str {
+    match direction {
+        crate::model::Direction::Inbound => "inbound",
+        crate::model::Direction::Outbound => "outbound",
+    }
+}
+
+/// The kind as its JSON name, so the column and the stored JSON agree.
+fn kind_name(kind: crate::model::MessageKind) -> &'static str {
+    use crate::model::MessageKind;
+    match kind {
+        MessageKind::Mention => "mention",
+        MessageKind::Comment => "comment",
+        MessageKind::Reply => "reply",
+        MessageKind::DirectMessage => "direct_message",
+        MessageKind::Post => "post",
+        MessageKind::Email => "email",
+        MessageKind::Review => "review",
+    }
+}
+
 /// A care-queue backend.
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
@@ -275,11 +321,48 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
         status: CaseStatus,
     ) -> Result<bool, StorageError>;
 
+    /// Takes or renews `holder`'s poll leases on the `wanted` connectors,
+    /// each until `ttl` from now: a lease is taken when nobody holds it,
+    /// when it expired, or when `holder` holds it already. Returns the
+    /// connectors of `wanted` that `holder` holds after the call.
+    async fn claim_leases(
+        &self,
+        holder: &str,
+        wanted: &[ConnectorId],
+        ttl: std::time::Duration,
+    ) -> Result<Vec<ConnectorId>, StorageError>;
+
+    /// Gives up every lease `holder` holds and forgets the host (a clean
+    /// stop), so that other hosts take its connectors over at once instead
+    /// of after the expiry.
+    async fn release_leases(&self, holder: &str) -> Result<(), StorageError>;
+
+    /// Gives up `holder`'s leases on `connectors` (its share shrank because
+    /// another host joined); other hosts' leases are left alone.
+    async fn give_up_leases(
+        &self,
+        holder: &str,
+        connectors: &[ConnectorId],
+    ) -> Result<(), StorageError>;
+
+    /// Records that `host` is alive for `ttl` from now and returns how many
+    /// hosts are alive (itself included): the hosts share the connectors.
+    async fn heartbeat(&self, host: &str, ttl: std::time::Duration) -> Result<usize, StorageError>;
+
+    /// Every lease, held or expired, by brand and connector.
+    async fn leases(&self) -> Result<Vec<Lease>, StorageError>;
+
     /// Connector state (`state` capability) kept in the same database.
     fn state_store(&self) -> Arc<dyn StateStore>;
 
     /// The case workflow's store, where this backend has one.
     fn care(&self) -> Option<&dyn CareStore> {
+        None
+    }
+
+    /// The outbox of the NATS JetStream sink, when the storage was opened
+    /// with it on ([`OpenOptions::outbox`]).
+    fn outbox(&self) -> Option<Arc<dyn outbox::Outbox>> {
         None
     }
 
@@ -292,8 +375,31 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
 /// environment or file it is referenced by, now). Either way the schema is
 /// brought up to date. Errors are one line and never show a password.
 pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Storage>, StorageError> {
+    open_with(config, OpenOptions::default()).await
+}
+
+/// How [`open_with`] opens a queue, beyond its `[storage]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Write the NATS JetStream sink's events into the outbox
+    /// ([`outbox`]), in the transaction of each change: on exactly when the
+    /// config has a `[stream]`.
+    pub outbox: bool,
+}
+
+/// [`open`] with options.
+pub async fn open_with(
+    config: &StorageConfig,
+    options: OpenOptions,
+) -> Result<Arc<dyn Storage>, StorageError> {
     match config {
-        StorageConfig::Sqlite { path } => Ok(Arc::new(sqlite::SqliteStorage::open(path)?)),
+        StorageConfig::Sqlite { path } => Ok(Arc::new(sqlite::SqliteStorage::open_with(
+            path,
+            sqlite::SqliteOptions {
+                outbox: options.outbox,
+                ..sqlite::SqliteOptions::default()
+            },
+        )?)),
         StorageConfig::Postgres { url, pool_size } => {
             let url = url
                 .resolve()
@@ -302,6 +408,7 @@ pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Storage>, StorageErr
                 url.expose(),
                 postgres::PostgresOptions {
                     pool_size: *pool_size,
+                    outbox: options.outbox,
                 },
             )
             .await?;

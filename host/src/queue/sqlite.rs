@@ -21,12 +21,13 @@ use rusqlite::{
 };
 
 use super::{
-    CaseFilter, CaseStatus, CaseSummary, ChannelCount, CommitOutcome, IngestBatch, MessageTriage,
-    Storage, StorageError, StoredMessage, case_preview,
+    CaseFilter, CaseStatus, CaseSummary, ChannelCount, CommitOutcome, IngestBatch, Lease,
+    MessageTriage, Storage, StorageError, StoredMessage, case_preview,
 };
+use super::{direction_name, kind_name};
 use crate::capabilities::state::{MAX_TOTAL_BYTES, check_entry};
 use crate::capabilities::{ConnectorId, StateError, StateStore};
-use crate::model::{Direction, Message, MessageKind, MessageUpdate, TimestampMs};
+use crate::model::{Direction, Message, MessageUpdate, TimestampMs};
 
 /// How long a statement waits for a lock held by another connection (a
 /// second process reading the queue, say) before it fails as busy.
@@ -254,6 +255,36 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX alerts_by_brand ON alerts (brand, kind, window_to);
     "#,
+    // 3: poll leases, so that two hosts (or two `webcare run` by mistake)
+    // on one queue never poll the same connector at once.
+    r#"
+    CREATE TABLE leases (
+        brand      TEXT    NOT NULL,
+        connector  TEXT    NOT NULL,
+        holder     TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (brand, connector)
+    ) STRICT;
+    -- The hosts alive on this queue, for sharing the connectors out.
+    CREATE TABLE hosts (
+        id         TEXT    PRIMARY KEY,
+        seen_until INTEGER NOT NULL
+    ) STRICT;
+    "#,
+    // 4: NATS JetStream sink: events waiting to be published (written only when
+    // the storage was opened with the outbox on; see `queue::outbox`).
+    // AUTOINCREMENT: a seq is never reused after its row was published and
+    // deleted, so seq order stays commit order.
+    r#"
+    CREATE TABLE outbox (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        subject    TEXT    NOT NULL,
+        msg_id     TEXT    NOT NULL,
+        case_id    INTEGER,
+        payload    TEXT    NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// How the database file is opened.
@@ -270,13 +301,19 @@ pub struct SqliteOptions {
     /// turn this on when the channel does not redeliver them, and pay an
     /// fsync per commit.
     pub durable_fsync: bool,
+    /// Write an outbox row for every event the NATS JetStream sink
+    /// publishes, in the transaction of the change (`[stream]` configured).
+    pub outbox: bool,
 }
 
 /// The embedded care queue.
 pub struct SqliteStorage {
-    conn: Arc<Mutex<Connection>>,
+    pub(super) conn: Arc<Mutex<Connection>>,
     /// The file (or `:memory:`), for error messages.
     location: Arc<str>,
+    /// Set when opened with the outbox on: woken after commits that wrote
+    /// outbox rows.
+    pub(super) outbox: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl fmt::Debug for SqliteStorage {
@@ -362,6 +399,7 @@ impl SqliteStorage {
         Ok(SqliteStorage {
             conn: Arc::new(Mutex::new(conn)),
             location: location.into(),
+            outbox: options.outbox.then(|| Arc::new(tokio::sync::Notify::new())),
         })
     }
 
@@ -382,7 +420,7 @@ impl SqliteStorage {
 /// Locks the connection. A panic while it was held cannot have left a
 /// transaction half-applied (rusqlite rolls a dropped transaction back,
 /// also while unwinding), so a poisoned lock is safe to take over.
-fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+pub(super) fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     conn.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -527,26 +565,6 @@ impl FromSql for CaseStatus {
     }
 }
 
-fn direction_name(direction: Direction) -> &'static str {
-    match direction {
-        Direction::Inbound => "inbound",
-        Direction::Outbound => "outbound",
-    }
-}
-
-/// The kind as its JSON name, so the column and the stored JSON agree.
-fn kind_name(kind: MessageKind) -> &'static str {
-    match kind {
-        MessageKind::Mention => "mention",
-        MessageKind::Comment => "comment",
-        MessageKind::Reply => "reply",
-        MessageKind::DirectMessage => "direct_message",
-        MessageKind::Post => "post",
-        MessageKind::Email => "email",
-        MessageKind::Review => "review",
-    }
-}
-
 /// `LIMIT` operand: SQLite reads a negative limit as "no limit".
 pub(super) fn sql_limit(limit: usize) -> i64 {
     if limit == 0 {
@@ -679,12 +697,19 @@ struct CommitWork {
     messages: Vec<MessageRow>,
     updates: Vec<UpdateRow>,
     next_cursor: Option<String>,
+    /// Outbox on: the batch as given, for the events' payloads.
+    outbox: Option<super::sqlite_outbox::CommitEvents>,
 }
 
 impl CommitWork {
-    fn new(owner: &ConnectorId, batch: IngestBatch<'_>) -> Result<Self, StorageError> {
+    fn new(
+        owner: &ConnectorId,
+        batch: IngestBatch<'_>,
+        outbox: bool,
+    ) -> Result<Self, StorageError> {
         batch.check()?;
         Ok(CommitWork {
+            outbox: outbox.then(|| super::sqlite_outbox::CommitEvents::of(owner, batch)),
             owner: owner.clone(),
             channel: batch.channel.to_string(),
             messages: batch
@@ -789,13 +814,16 @@ impl CommitWork {
                                 priority, bucket, reasons, sentiment, team, waiting_since)
              VALUES (?1, ?2, ?3, ?4, 'new', 1, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?5)",
         )?;
-        let mut link_message = prepare("UPDATE messages SET case_id = ?1 WHERE id = ?2")?;
-        let mut index_message = prepare(
-            "INSERT INTO search_index (rowid, body, brand, case_id, source, at)
-             VALUES (?1, ?2, hex(?3), ?4, 'message', ?5)",
+        // Only asked when the thread has no case yet: a message stored
+        // before must not open one (the case is opened before the message
+        // is inserted, so that the row is written once, with its case).
+        let mut is_stored = prepare(
+            "SELECT 1 FROM messages WHERE brand = ?1 AND connector = ?2 AND external_id = ?3",
         )?;
 
         let mut outcome = CommitOutcome::default();
+        // The first and last id of the messages stored by this commit.
+        let mut stored_ids: Option<(i64, i64)> = None;
         let received_at = now_ms();
         let total = self.messages.len();
         for (index, m) in self.messages.iter().enumerate() {
@@ -811,7 +839,56 @@ impl CommitWork {
                 })
                 .optional()
                 .or_storage(what)?;
-            let case_id = found.map(|(id, _)| id);
+            let quiet = m.direction == Direction::Outbound || t.ignore;
+            // A thread's first message that counts opens its case, unless
+            // it was stored before.
+            let opened = if found.is_none() && !quiet {
+                if is_stored
+                    .exists(params![brand, connector, m.external_id])
+                    .or_storage(what)?
+                {
+                    outcome.duplicates += 1;
+                    continue;
+                }
+                open_case
+                    .execute(params![
+                        brand,
+                        connector,
+                        self.channel,
+                        m.thread_id,
+                        m.created_at,
+                        m.author_handle,
+                        case_preview(&m.text),
+                        t.priority.unwrap_or(0),
+                        t.bucket,
+                        t.reasons,
+                        t.sentiment,
+                        t.team,
+                    ])
+                    .or_storage(what)?;
+                outcome.cases_opened += 1;
+                let case_id = tx.last_insert_rowid();
+                let detail = serde_json::json!({
+                    "message": m.external_id,
+                    "priority": t.priority,
+                    "bucket": t.bucket,
+                    "team": t.team,
+                });
+                case_event
+                    .execute(params![
+                        case_id,
+                        brand,
+                        received_at,
+                        m.author_handle,
+                        "opened",
+                        connector,
+                        detail.to_string(),
+                    ])
+                    .or_storage(what)?;
+                Some(case_id)
+            } else {
+                None
+            };
             let inserted = insert_message
                 .execute(params![
                     brand,
@@ -819,7 +896,7 @@ impl CommitWork {
                     self.channel,
                     m.external_id,
                     m.thread_id,
-                    case_id,
+                    found.map(|(id, _)| id).or(opened),
                     direction_name(m.direction),
                     m.kind,
                     m.created_at,
@@ -839,19 +916,20 @@ impl CommitWork {
             }
             outcome.inserted += 1;
             let message_id = tx.last_insert_rowid();
+            stored_ids =
+                Some(stored_ids.map_or((message_id, message_id), |(first, _)| (first, message_id)));
             if m.direction == Direction::Inbound
                 && let Some(email) = &m.author_email
             {
                 super::sqlite_care::link_by_email(tx, brand, connector, m, email, received_at)
                     .or_storage(what)?;
             }
-            let quiet = m.direction == Direction::Outbound || t.ignore;
             if t.ignore {
                 outcome.ignored += 1;
             }
-            let case_id = match (case_id, quiet) {
-                (Some(case_id), false) => {
-                    if let Some((_, status @ (CaseStatus::Pending | CaseStatus::Closed))) = found {
+            match (found, quiet) {
+                (Some((case_id, status)), false) => {
+                    if matches!(status, CaseStatus::Pending | CaseStatus::Closed) {
                         let detail = serde_json::json!({
                             "from": status,
                             "message": m.external_id,
@@ -889,65 +967,44 @@ impl CommitWork {
                     start_waiting
                         .execute(params![case_id, m.created_at])
                         .or_storage(what)?;
-                    Some(case_id)
                 }
-                (Some(case_id), true) => {
+                (Some((case_id, _)), true) => {
                     touch_case_quietly
                         .execute(params![case_id, m.created_at])
                         .or_storage(what)?;
-                    Some(case_id)
                 }
-                (None, false) => {
-                    open_case
-                        .execute(params![
-                            brand,
-                            connector,
-                            self.channel,
-                            m.thread_id,
-                            m.created_at,
-                            m.author_handle,
-                            case_preview(&m.text),
-                            t.priority.unwrap_or(0),
-                            t.bucket,
-                            t.reasons,
-                            t.sentiment,
-                            t.team,
-                        ])
-                        .or_storage(what)?;
-                    outcome.cases_opened += 1;
-                    let case_id = tx.last_insert_rowid();
-                    let detail = serde_json::json!({
-                        "message": m.external_id,
-                        "priority": t.priority,
-                        "bucket": t.bucket,
-                        "team": t.team,
-                    });
-                    case_event
-                        .execute(params![
-                            case_id,
-                            brand,
-                            received_at,
-                            m.author_handle,
-                            "opened",
-                            connector,
-                            detail.to_string(),
-                        ])
-                        .or_storage(what)?;
-                    link_message
-                        .execute(params![case_id, message_id])
-                        .or_storage(what)?;
-                    Some(case_id)
-                }
-                (None, true) => None,
-            };
-            if let Some(case_id) = case_id {
-                index_message
-                    .execute(params![message_id, m.text, brand, case_id, m.created_at])
-                    .or_storage(what)?;
+                (None, _) => {}
+            }
+            // --- NATS outbox (queue::outbox): only when it is on. ---
+            if let Some(events) = &self.outbox {
+                let case_id = found.map(|(id, _)| id).or(opened);
+                let reopened =
+                    matches!(found, Some((_, CaseStatus::Pending | CaseStatus::Closed))) && !quiet;
+                events.message_stored(
+                    tx,
+                    index,
+                    case_id,
+                    opened.is_some(),
+                    reopened,
+                    received_at,
+                )?;
             }
         }
+        // The messages of this commit that belong to a case become
+        // searchable with it, in one statement: ids only grow, and nothing
+        // else writes while the transaction holds the write lock, so the
+        // range holds exactly the rows stored above.
+        if let Some((first, last)) = stored_ids {
+            prepare(
+                "INSERT INTO search_index (rowid, body, brand, case_id, source, at)
+                 SELECT id, text, hex(brand), case_id, 'message', created_at
+                 FROM messages WHERE id BETWEEN ?1 AND ?2 AND case_id IS NOT NULL",
+            )?
+            .execute(params![first, last])
+            .or_storage("indexing the stored messages for search")?;
+        }
 
-        for update in &self.updates {
+        for (update_index, update) in self.updates.iter().enumerate() {
             let (sql, external_id, edit) = match update {
                 UpdateRow::Edited {
                     external_id,
@@ -1001,6 +1058,10 @@ impl CommitWork {
                 outcome.updates_unknown += 1;
             } else {
                 outcome.updates_applied += 1;
+                // --- NATS outbox (queue::outbox): only when it is on. ---
+                if let Some(events) = &self.outbox {
+                    events.update_applied(tx, update_index, received_at)?;
+                }
             }
         }
 
@@ -1069,8 +1130,12 @@ impl Storage for SqliteStorage {
         owner: &ConnectorId,
         batch: IngestBatch<'_>,
     ) -> Result<CommitOutcome, StorageError> {
-        let work = CommitWork::new(owner, batch)?;
-        self.run(move |conn| work.apply(conn)).await
+        let work = CommitWork::new(owner, batch, self.outbox.is_some())?;
+        let outcome = self.run(move |conn| work.apply(conn)).await?;
+        if let Some(written) = &self.outbox {
+            written.notify_one();
+        }
+        Ok(outcome)
     }
 
     async fn cursor(&self, owner: &ConnectorId) -> Result<Option<String>, StorageError> {
@@ -1196,8 +1261,138 @@ impl Storage for SqliteStorage {
         .await
     }
 
+    async fn claim_leases(
+        &self,
+        holder: &str,
+        wanted: &[ConnectorId],
+        ttl: std::time::Duration,
+    ) -> Result<Vec<ConnectorId>, StorageError> {
+        let holder = holder.to_string();
+        let wanted = wanted.to_vec();
+        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let what = format_args!("claiming the poll leases of {holder}");
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .or_storage(what)?;
+            let now = now_ms();
+            let mut held = Vec::new();
+            {
+                let mut claim = tx
+                    .prepare_cached(
+                        "INSERT INTO leases (brand, connector, holder, expires_at)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (brand, connector) DO UPDATE
+                         SET holder = excluded.holder, expires_at = excluded.expires_at
+                         WHERE leases.holder = excluded.holder OR leases.expires_at <= ?5",
+                    )
+                    .or_storage(what)?;
+                for id in wanted {
+                    let taken = claim
+                        .execute(params![id.brand, id.connector, holder, now + ttl, now])
+                        .or_storage(what)?;
+                    if taken > 0 {
+                        held.push(id);
+                    }
+                }
+            }
+            tx.commit().or_storage(what)?;
+            Ok(held)
+        })
+        .await
+    }
+
+    async fn release_leases(&self, holder: &str) -> Result<(), StorageError> {
+        let holder = holder.to_string();
+        self.run(move |conn| {
+            let what = format_args!("releasing the poll leases of {holder}");
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .or_storage(what)?;
+            tx.execute("DELETE FROM leases WHERE holder = ?1", params![holder])
+                .or_storage(what)?;
+            tx.execute("DELETE FROM hosts WHERE id = ?1", params![holder])
+                .or_storage(what)?;
+            tx.commit().or_storage(what)
+        })
+        .await
+    }
+
+    async fn give_up_leases(
+        &self,
+        holder: &str,
+        connectors: &[ConnectorId],
+    ) -> Result<(), StorageError> {
+        let holder = holder.to_string();
+        let connectors = connectors.to_vec();
+        self.run(move |conn| {
+            let what = format_args!("giving up poll leases of {holder}");
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .or_storage(what)?;
+            for id in &connectors {
+                tx.execute(
+                    "DELETE FROM leases WHERE brand = ?1 AND connector = ?2 AND holder = ?3",
+                    params![id.brand, id.connector, holder],
+                )
+                .or_storage(what)?;
+            }
+            tx.commit().or_storage(what)
+        })
+        .await
+    }
+
+    async fn heartbeat(&self, host: &str, ttl: std::time::Duration) -> Result<usize, StorageError> {
+        let host = host.to_string();
+        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let what = format_args!("recording that host {host} is alive");
+            let now = now_ms();
+            conn.execute(
+                "INSERT INTO hosts (id, seen_until) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET seen_until = excluded.seen_until",
+                params![host, now + ttl],
+            )
+            .or_storage(what)?;
+            let live: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM hosts WHERE seen_until > ?1",
+                    params![now],
+                    |row| row.get(0),
+                )
+                .or_storage(what)?;
+            Ok(usize::try_from(live).unwrap_or(1).max(1))
+        })
+        .await
+    }
+
+    async fn leases(&self) -> Result<Vec<Lease>, StorageError> {
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "SELECT brand, connector, holder, expires_at FROM leases ORDER BY brand, connector",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |row| {
+                    Ok(Lease {
+                        brand: row.get(0)?,
+                        connector: row.get(1)?,
+                        holder: row.get(2)?,
+                        expires_at: row.get(3)?,
+                    })
+                })?
+                .collect()
+            })
+            .or_storage("listing the poll leases")
+        })
+        .await
+    }
+
     fn care(&self) -> Option<&dyn crate::care::CareStore> {
         Some(self)
+    }
+
+    fn outbox(&self) -> Option<Arc<dyn super::outbox::Outbox>> {
+        self.sqlite_outbox()
     }
 
     fn backend_name(&self) -> &'static str {
@@ -1335,6 +1530,7 @@ mod tests {
         messages_list_oldest_first,
         counts_per_connector_and_channel,
         state_is_per_connector,
+        poll_leases_have_one_holder,
     );
 
     #[tokio::test]
@@ -1394,7 +1590,7 @@ mod tests {
             external_id: external_id.to_string(),
             thread_id: "thread-1".to_string(),
             in_reply_to: None,
-            kind: MessageKind::DirectMessage,
+            kind: crate::model::MessageKind::DirectMessage,
             visibility: Visibility::Private,
             direction: Direction::Inbound,
             addressed_to_brand: true,
@@ -1470,6 +1666,7 @@ mod tests {
             &dir.path().join("durable.db"),
             SqliteOptions {
                 durable_fsync: true,
+                ..SqliteOptions::default()
             },
         )
         .unwrap();
@@ -1704,7 +1901,7 @@ mod tests {
 
     #[test]
     fn enum_columns_use_the_json_names() {
-        use MessageKind::*;
+        use crate::model::MessageKind::*;
         for kind in [Mention, Comment, Reply, DirectMessage, Post, Email, Review] {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind_name(kind));
         }

@@ -7,6 +7,7 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params, params_from_iter};
 
+use super::outbox::OutboxEntry;
 use super::sqlite::{MessageRow, OrStorage, SqliteStorage, sql_limit, stored_message};
 use super::{CaseStatus, StorageError, StoredMessage};
 use crate::care::crisis::{Alert, AlertMessage, Counts};
@@ -406,12 +407,14 @@ impl CareStore for SqliteStorage {
             .transpose()
             .map_err(|e| StorageError::Query(format!("cannot serialise an escalation: {e}")))?;
         let detail = event.detail.to_string();
-        self.run(move |conn| {
-            let what = format_args!("updating case {} of brand {:?}", case.id, case.brand);
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .or_storage(what)?;
-            let changed = tx
+        let outbox = self.outbox.is_some();
+        let written = self
+            .run(move |conn| {
+                let what = format_args!("updating case {} of brand {:?}", case.id, case.brand);
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .or_storage(what)?;
+                let changed = tx
                 .prepare_cached(
                     "UPDATE cases SET status = ?4, assignee = ?5, team = ?6, waiting_since = ?7,
                          first_response_at = ?8, closed_at = ?9, escalation = ?10, version = ?11
@@ -433,44 +436,53 @@ impl CareStore for SqliteStorage {
                     ])
                 })
                 .or_storage(what)?;
-            if changed == 0 {
-                return Ok(false);
-            }
-            tx.prepare_cached(
-                "INSERT INTO case_events (case_id, brand, at, actor, kind, channel, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    case.id,
-                    case.brand,
-                    event.at,
-                    event.actor,
-                    event.kind,
-                    event.channel,
-                    detail,
-                ])
-            })
-            .or_storage(what)?;
-            // Notes are searchable with the messages (rowid: minus the
-            // event id, so they never collide with a message's id).
-            if event.kind == "noted"
-                && let Some(text) = event.detail.get("text").and_then(|t| t.as_str())
-            {
-                let event_id = tx.last_insert_rowid();
+                if changed == 0 {
+                    return Ok(false);
+                }
                 tx.prepare_cached(
-                    "INSERT INTO search_index (rowid, body, brand, case_id, source, at)
-                     VALUES (?1, ?2, hex(?3), ?4, 'note', ?5)",
+                    "INSERT INTO case_events (case_id, brand, at, actor, kind, channel, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .and_then(|mut s| {
-                    s.execute(params![-event_id, text, case.brand, case.id, event.at])
+                    s.execute(params![
+                        case.id,
+                        case.brand,
+                        event.at,
+                        event.actor,
+                        event.kind,
+                        event.channel,
+                        detail,
+                    ])
                 })
                 .or_storage(what)?;
-            }
-            tx.commit().or_storage(what)?;
-            Ok(true)
-        })
-        .await
+                // Notes are searchable with the messages (rowid: minus the
+                // event id, so they never collide with a message's id).
+                if event.kind == "noted"
+                    && let Some(text) = event.detail.get("text").and_then(|t| t.as_str())
+                {
+                    let event_id = tx.last_insert_rowid();
+                    tx.prepare_cached(
+                        "INSERT INTO search_index (rowid, body, brand, case_id, source, at)
+                     VALUES (?1, ?2, hex(?3), ?4, 'note', ?5)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![-event_id, text, case.brand, case.id, event.at])
+                    })
+                    .or_storage(what)?;
+                }
+                // --- NATS outbox (queue::outbox): only when it is on. ---
+                if outbox {
+                    let entry = OutboxEntry::case_written(&case, &event)?;
+                    super::sqlite_outbox::insert(&tx, &entry, event.at)?;
+                }
+                tx.commit().or_storage(what)?;
+                Ok(true)
+            })
+            .await?;
+        if written {
+            self.outbox_written();
+        }
+        Ok(written)
     }
 
     async fn case_messages(

@@ -34,6 +34,7 @@ pub async fn run_all(storage: &dyn Storage) {
     messages_list_oldest_first(storage).await;
     counts_per_connector_and_channel(storage).await;
     state_is_per_connector(storage).await;
+    poll_leases_have_one_holder(storage).await;
 }
 
 /// 2025-01-06 09:00 UTC, a Monday morning.
@@ -1049,4 +1050,81 @@ pub async fn state_is_per_connector(storage: &dyn Storage) {
     store
         .set(&forum, "one-more", &chunk)
         .expect("deleting frees room");
+}
+
+/// A connector's poll lease has one holder at a time; the holder renews
+/// it, an expired or released lease goes to the next host that asks.
+pub async fn poll_leases_have_one_holder(storage: &dyn Storage) {
+    let brand = unique_brand("leases");
+    let (feed, mail) = (owner(&brand, "feed"), owner(&brand, "mail"));
+    let both = [feed.clone(), mail.clone()];
+    let (one, two) = (format!("{brand}-host-1"), format!("{brand}-host-2"));
+    let long = std::time::Duration::from_secs(600);
+    let claim = |holder: &str, wanted: &[ConnectorId], ttl| {
+        let holder = holder.to_string();
+        let wanted = wanted.to_vec();
+        async move { storage.claim_leases(&holder, &wanted, ttl).await.unwrap() }
+    };
+
+    assert_eq!(
+        claim(&one, &both, long).await,
+        both,
+        "free leases are taken"
+    );
+    assert!(
+        claim(&two, &both, long).await.is_empty(),
+        "a held lease is not taken"
+    );
+    assert_eq!(
+        claim(&one, &both, long).await,
+        both,
+        "the holder renews its leases"
+    );
+
+    // Host 1 stops renewing `mail`: once expired, host 2 takes it.
+    assert_eq!(
+        claim(&one, std::slice::from_ref(&mail), std::time::Duration::ZERO).await,
+        std::slice::from_ref(&mail)
+    );
+    assert_eq!(claim(&two, &both, long).await, std::slice::from_ref(&mail));
+    let held: Vec<(String, String)> = storage
+        .leases()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.brand == brand)
+        .map(|l| (l.connector, l.holder))
+        .collect();
+    assert_eq!(
+        held,
+        [
+            ("feed".to_string(), one.clone()),
+            ("mail".to_string(), two.clone())
+        ]
+    );
+    assert!(
+        claim(&one, std::slice::from_ref(&mail), long)
+            .await
+            .is_empty(),
+        "a lease lost is not taken back while the new holder renews it"
+    );
+
+    // Hosts say they are alive; a released host is gone at once.
+    let alive = storage.heartbeat(&one, long).await.unwrap();
+    assert_eq!(storage.heartbeat(&two, long).await.unwrap(), alive + 1);
+    assert_eq!(storage.heartbeat(&two, long).await.unwrap(), alive + 1);
+
+    // A clean stop releases at once.
+    storage.release_leases(&one).await.unwrap();
+    assert_eq!(storage.heartbeat(&two, long).await.unwrap(), alive);
+    assert_eq!(claim(&two, &both, long).await, both);
+    storage.release_leases(&two).await.unwrap();
+    assert!(
+        storage
+            .leases()
+            .await
+            .unwrap()
+            .iter()
+            .all(|l| l.brand != brand)
+    );
 }

@@ -28,6 +28,7 @@ pub fn router(shared: Arc<Shared>, max_body: usize) -> Router {
         .route("/webhooks/{brand}/{connector}", any(webhook))
         .route("/webhooks/{brand}/{connector}/{*rest}", any(webhook_sub))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         // Webhook bodies are capped by `read_capped`, which also drains.
@@ -70,6 +71,44 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Whether the host does all of its work: 503 when it is the publisher of
+/// the NATS JetStream sink and NATS cannot be reached (ingest goes on into
+/// the outbox meanwhile, so `/healthz` stays up). The body shows the
+/// stream's state and backlog.
+async fn readyz(State(ctx): State<Ctx>) -> Response {
+    // A load balancer sends webhooks and API calls only to hosts that can
+    // store them: the queue must answer (one small read) within the limit.
+    let database = match tokio::time::timeout(READY_TIMEOUT, ctx.shared.storage.leases()).await {
+        Ok(Ok(_)) => {
+            serde_json::json!({ "ok": true, "backend": ctx.shared.storage.backend_name() })
+        }
+        Ok(Err(e)) => serde_json::json!({ "ok": false, "error": e.to_string() }),
+        Err(_) => serde_json::json!({
+            "ok": false,
+            "error": format!("no answer within {} s", READY_TIMEOUT.as_secs()),
+        }),
+    };
+    let database_ok = database["ok"] == serde_json::Value::Bool(true);
+    let (stream_ok, stream) = match &ctx.shared.stream {
+        Some(monitor) => (monitor.ready(), Some(monitor.status())),
+        None => (true, None),
+    };
+    let ready = database_ok && stream_ok;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut body = serde_json::json!({ "ready": ready, "database": database });
+    if let Some(stream) = stream {
+        body["stream"] = serde_json::to_value(stream).unwrap_or_default();
+    }
+    (status, axum::Json(body)).into_response()
+}
+
+/// How long `/readyz` waits for the queue.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Every connector with its health, whether it needs a person, and its
 /// last error: what an operator looks at when a channel goes quiet.
 async fn status(State(ctx): State<Ctx>) -> Response {
@@ -92,7 +131,11 @@ async fn status(State(ctx): State<Ctx>) -> Response {
             entry
         })
         .collect();
-    axum::Json(serde_json::json!({ "connectors": connectors })).into_response()
+    let mut body = serde_json::json!({ "connectors": connectors });
+    if let (Some(monitor), Some(body)) = (&ctx.shared.stream, body.as_object_mut()) {
+        body.insert("stream".into(), serde_json::json!(monitor.status()));
+    }
+    axum::Json(body).into_response()
 }
 
 async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {

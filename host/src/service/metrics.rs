@@ -163,6 +163,13 @@ impl Metrics {
             .set(i64::from(healthy));
     }
 
+    /// Adds the NATS JetStream publisher's metrics (outbox backlog,
+    /// published events, publish errors).
+    pub fn register_stream(&self, monitor: &crate::stream::StreamMonitor) {
+        let mut registry = self.registry.lock().expect("metrics registry poisoned");
+        monitor.register(&mut registry);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -11,6 +11,7 @@
 //! independently, so one failing or slow connector never holds up another.
 
 pub mod http;
+pub mod leases;
 pub mod metrics;
 pub mod scheduler;
 pub mod status;
@@ -35,6 +36,7 @@ use crate::model::{
 };
 use crate::queue::{CommitOutcome, IngestBatch, MessageTriage, Storage, StorageError};
 use crate::runtime::{CallLimits, ConnectorInstance, PluginError, Runtime, SetupError};
+use crate::stream::{StreamMonitor, StreamSpec};
 use crate::triage::{Triage, TriagePolicy};
 use metrics::Metrics;
 
@@ -70,6 +72,11 @@ pub struct ServiceSpec {
     pub crisis: HashMap<String, CrisisPolicy>,
     /// Saved replies and acknowledgement templates per brand id.
     pub replies: HashMap<String, BrandReplies>,
+    /// This host among the hosts on one queue (poll leases).
+    pub cluster: leases::ClusterSpec,
+    /// The NATS JetStream sink (`[stream]`); the storage must have been
+    /// opened with the outbox on.
+    pub stream: Option<StreamSpec>,
 }
 
 /// Turns a loaded configuration into what the service runs: the enabled
@@ -103,6 +110,10 @@ pub fn spec_from_config(config: &crate::config::Config) -> Result<ServiceSpec, S
         });
     }
     Ok(ServiceSpec {
+        cluster: leases::ClusterSpec {
+            host_id: config.host.id.clone(),
+            lease_time: config.host.lease_time,
+        },
         listen: config.host.listen,
         shutdown_grace: config.host.shutdown_grace,
         max_webhook_body: DEFAULT_MAX_WEBHOOK_BODY,
@@ -129,6 +140,21 @@ pub fn spec_from_config(config: &crate::config::Config) -> Result<ServiceSpec, S
                 (b.id.clone(), replies)
             })
             .collect(),
+        stream: config
+            .stream
+            .as_ref()
+            .map(|stream| {
+                Ok::<_, ServiceError>(StreamSpec {
+                    url: stream
+                        .url
+                        .resolve()
+                        .map_err(|e| ServiceError::Stream(format!("stream.url: {e}")))?,
+                    stream: stream.stream.clone(),
+                    subject_prefix: stream.subject_prefix.clone(),
+                    duplicate_window: stream.duplicate_window,
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -198,6 +224,8 @@ pub enum ServiceError {
         connector: String,
         detail: String,
     },
+    #[error("{0}")]
+    Stream(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -227,6 +255,8 @@ pub struct Shared {
     /// Turns true when the service stops, so long-lived responses (the
     /// event streams) end and graceful shutdown need not wait for them.
     pub stopping: watch::Sender<bool>,
+    /// The NATS JetStream publisher's state, when `[stream]` is configured.
+    pub stream: Option<StreamMonitor>,
 }
 
 /// Events kept for a slow subscriber before it lags.
@@ -302,6 +332,7 @@ impl Shared {
                 .unwrap_or_default(),
             events: broadcast::channel(LIVE_EVENT_BUFFER).0,
             stopping: watch::channel(false).0,
+            stream: None,
         }
     }
 
@@ -599,6 +630,7 @@ pub struct RunningService {
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     grace: Duration,
+    cluster: leases::ClusterSpec,
 }
 
 impl RunningService {
@@ -608,14 +640,32 @@ impl RunningService {
         runtime: &Runtime,
         storage: Arc<dyn Storage>,
     ) -> Result<RunningService, ServiceError> {
+        // The outbox first: a `[stream]` over a storage that writes no
+        // outbox rows would publish nothing, silently.
+        let outbox = match &spec.stream {
+            Some(_) => Some(storage.outbox().ok_or_else(|| {
+                ServiceError::Stream(
+                    "[stream] is configured, but the storage was opened without the outbox \
+                     (open it with queue::OpenOptions { outbox: true })"
+                        .to_string(),
+                )
+            })?),
+            None => None,
+        };
         let connectors = build_connectors(runtime, &storage, &spec.connectors).await?;
-        let shared = Arc::new(Shared::new(
+        let mut shared = Shared::new(
             storage,
             connectors,
             spec.service_levels.clone(),
             spec.crisis.clone(),
             spec.replies.clone(),
-        ));
+        );
+        if spec.stream.is_some() {
+            let monitor = StreamMonitor::default();
+            shared.metrics.register_stream(&monitor);
+            shared.stream = Some(monitor);
+        }
+        let shared = Arc::new(shared);
         let (shutdown, watch_rx) = watch::channel(false);
         let listener = tokio::net::TcpListener::bind(spec.listen)
             .await
@@ -630,6 +680,20 @@ impl RunningService {
                 source,
             })?;
         let mut tasks = Vec::new();
+        let polled: Vec<ConnectorId> = shared
+            .connectors
+            .values()
+            .filter(|handle| handle.polls)
+            .map(|handle| handle.id.clone())
+            .collect();
+        let (held_tx, held) = leases::first_claim(&shared.storage, &spec.cluster, &polled).await;
+        tasks.push(tokio::spawn(leases::keep(
+            shared.storage.clone(),
+            spec.cluster.clone(),
+            polled,
+            held_tx,
+            watch_rx.clone(),
+        )));
         for handle in shared.connectors.values() {
             shared.metrics.set_healthy(&handle.id, true);
             if !handle.polls {
@@ -638,6 +702,16 @@ impl RunningService {
             tasks.push(tokio::spawn(scheduler::run(
                 shared.clone(),
                 handle.clone(),
+                watch_rx.clone(),
+                held.clone(),
+            )));
+        }
+        if let (Some(stream), Some(outbox), Some(monitor)) = (&spec.stream, outbox, &shared.stream)
+        {
+            tasks.push(tokio::spawn(crate::stream::publisher::run(
+                outbox,
+                stream.clone(),
+                monitor.clone(),
                 watch_rx.clone(),
             )));
         }
@@ -668,6 +742,7 @@ impl RunningService {
             shutdown,
             tasks,
             grace: spec.shutdown_grace,
+            cluster: spec.cluster.clone(),
         })
     }
 
@@ -684,6 +759,9 @@ impl RunningService {
                 clean = false;
             }
         }
+        // The last commits are in (or abandoned): other hosts may take the
+        // connectors over now rather than after the lease time.
+        leases::release(&self.shared.storage, &self.cluster).await;
         clean
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::leases::Held;
 use super::{ConnectorHandle, Shared};
 use crate::model::ConnectorError;
 use crate::runtime::PluginError;
@@ -33,38 +34,78 @@ pub fn backoff(interval: Duration, failures: u32) -> Duration {
 }
 
 /// Runs until `stop` turns true; an in-flight poll and its commit finish first.
-///
+/// Polls only while this host holds the connector's lease (`held`, see
+/// [`super::leases`]), starting each time from the committed cursor.
+pub async fn run(
+    shared: Arc<Shared>,
+    handle: Arc<ConnectorHandle>,
+    mut stop: watch::Receiver<bool>,
+    mut held: Held,
+) {
+    let id = &handle.id;
+    loop {
+        tokio::select! {
+            gained = held.wait_for(|h| h.contains(id)) => if gained.is_err() { break },
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+        tracing::debug!(brand = %id.brand, connector = %id.connector, "polling: this host holds the lease");
+        match poll_while_held(&shared, &handle, &mut stop, &held).await {
+            Ended::Stopped => break,
+            Ended::LeaseLost => {
+                tracing::info!(brand = %id.brand, connector = %id.connector, "polling paused: another host holds the lease");
+            }
+        }
+    }
+    tracing::debug!(brand = %id.brand, connector = %id.connector, "scheduler stopped");
+}
+
+/// Why [`poll_while_held`] returned.
+enum Ended {
+    Stopped,
+    LeaseLost,
+}
+
 /// While a backlog drains (`has-more`), the commit of one page overlaps the
 /// fetch of the next: the plugin and the channel work while SQLite writes.
 /// Commits stay strictly in order, each with its own cursor, and a page
 /// fetched on top of a commit that then fails is dropped and fetched again,
 /// so exactly-once holds as without the overlap.
-pub async fn run(
-    shared: Arc<Shared>,
-    handle: Arc<ConnectorHandle>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn poll_while_held(
+    shared: &Arc<Shared>,
+    handle: &Arc<ConnectorHandle>,
+    stop: &mut watch::Receiver<bool>,
+    held: &Held,
+) -> Ended {
     let id = &handle.id;
     let mut failures = 0u32;
     // The cursor of the last commit, and the one the next poll starts from
-    // (ahead of it while a commit is in flight).
+    // (ahead of it while a commit is in flight). Read afresh each time the
+    // lease is gained: another host may have moved it.
     let mut committed = match shared.storage.cursor(id).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(brand = %id.brand, connector = %id.connector, "cannot read the cursor, connector not started: {e}");
             shared.metrics.set_healthy(id, false);
-            return;
+            return Ended::Stopped;
         }
     };
     let mut fetch_from = committed.clone();
     let mut in_flight: Option<(tokio::task::JoinHandle<bool>, Option<String>)> = None;
     let mut wait = Duration::ZERO;
+    let mut lost = false;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|s| *s) => break,
         }
         if *stop.borrow() {
+            break;
+        }
+        if !held.borrow().contains(id) {
+            lost = true;
             break;
         }
         let started = Instant::now();
@@ -81,7 +122,7 @@ pub async fn run(
             } else {
                 // What was just fetched builds on a page that is not stored.
                 fetch_from = committed.clone();
-                wait = failed(&shared, &handle, &mut failures, None);
+                wait = failed(shared, handle, &mut failures, None);
                 continue;
             }
         }
@@ -103,7 +144,7 @@ pub async fn run(
                     ));
                     failures = 0;
                     Duration::ZERO
-                } else if commit(&shared, &handle, batch).await {
+                } else if commit(shared, handle, batch).await {
                     committed = after;
                     fetch_from = committed.clone();
                     failures = 0;
@@ -111,13 +152,13 @@ pub async fn run(
                     retry_after.map_or(base, |r| base.max(r))
                 } else {
                     fetch_from = committed.clone();
-                    failed(&shared, &handle, &mut failures, None)
+                    failed(shared, handle, &mut failures, None)
                 }
             }
             Err(error) => {
                 shared.call_failed(id, &error);
                 fetch_from = committed.clone();
-                failed(&shared, &handle, &mut failures, Some(&error))
+                failed(shared, handle, &mut failures, Some(&error))
             }
         };
         if wait >= RELEASE_WHEN_IDLE {
@@ -129,7 +170,11 @@ pub async fn run(
     if let Some((commit, _)) = in_flight {
         let _ = commit.await;
     }
-    tracing::debug!(brand = %id.brand, connector = %id.connector, "scheduler stopped");
+    if lost {
+        Ended::LeaseLost
+    } else {
+        Ended::Stopped
+    }
 }
 
 /// Commits one batch with its cursor; true when it is stored.

@@ -186,11 +186,7 @@ impl LexiconSentiment {
 
     /// The lexicon for the message's language tag, or the one with the most
     /// hits when there is no tag. `Err` carries an unsupported tag.
-    fn lexicon_for(
-        &self,
-        tokens: &[String],
-        language: Option<&str>,
-    ) -> Result<Option<&Lexicon>, String> {
+    fn lexicon_for(&self, text: &str, language: Option<&str>) -> Result<Option<&Lexicon>, String> {
         match language {
             Some(tag) => {
                 let primary = tag.split(['-', '_']).next().unwrap_or(tag).to_lowercase();
@@ -200,22 +196,26 @@ impl LexiconSentiment {
                     .map(Some)
                     .ok_or(primary)
             }
-            None => Ok(self
-                .languages
-                .iter()
-                .map(|l| (l.hits(tokens), l))
-                .filter(|(hits, _)| *hits > 0)
-                // max_by_key keeps the last of equals; reverse keeps the first.
-                .rev()
-                .max_by_key(|(hits, _)| *hits)
-                .map(|(_, l)| l)),
+            None => {
+                // Only a text of unknown language is read twice.
+                let tokens = tokens(text);
+                Ok(self
+                    .languages
+                    .iter()
+                    .map(|l| (l.hits(&tokens), l))
+                    .filter(|(hits, _)| *hits > 0)
+                    // max_by_key keeps the last of equals; reverse keeps the first.
+                    .rev()
+                    .max_by_key(|(hits, _)| *hits)
+                    .map(|(_, l)| l))
+            }
         }
     }
 }
 
 impl Sentiment for LexiconSentiment {
     fn score(&self, text: &str, language: Option<&str>) -> SentimentScore {
-        let lexicon = match self.lexicon_for(&tokens(text), language) {
+        let lexicon = match self.lexicon_for(text, language) {
             Ok(lexicon) => lexicon,
             // A language without a word list: saying "neutral" is honest,
             // guessing from another language's words is not.
@@ -308,10 +308,13 @@ impl Sentiment for LexiconSentiment {
 /// words (in any script), apostrophes inside a word are dropped ("don't" →
 /// "dont"), each emoji is a token of its own, everything else separates.
 pub fn tokens(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(text.len() / 5);
     let mut word = String::new();
     for c in text.chars() {
-        if c.is_alphanumeric() {
+        // Most text is ASCII: lower-casing it needs no Unicode tables.
+        if c.is_ascii_alphanumeric() {
+            word.push(c.to_ascii_lowercase());
+        } else if c.is_alphanumeric() {
             word.extend(c.to_lowercase());
         } else if matches!(c, '\'' | '’') && !word.is_empty() {
             // Part of the word: "don't", "auto's".
