@@ -115,6 +115,22 @@ care_suite_tests!(
     tokens_create_list_revoke,
 );
 
+/// The care suite's outbox property, on a storage with the outbox on.
+#[tokio::test]
+async fn outbox_follows_every_case_change() {
+    let Some(db) = TestDatabase::create("outbox_follows_every_case_change").await else {
+        return;
+    };
+    let options = PostgresOptions {
+        outbox: true,
+        ..PostgresOptions::default()
+    };
+    let storage = PostgresStorage::connect(&db.url, options)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {}: {e}", db.name));
+    care_suite::outbox_follows_every_case_change(&storage).await;
+}
+
 /// The care suite twice on one database, from two threads' worth of
 /// runtime: its properties keep to brands of their own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1721,3 +1721,168 @@ fn workflow_events(mut events: Vec<CaseEvent>) -> Vec<CaseEvent> {
     events.retain(|e| !is_ingest_event(e));
     events
 }
+
+/// A storage opened with the NATS outbox on writes one event per case
+/// change, from ingest and from the workflow alike: the case as the change
+/// left it (status, assignee, team), named by its version, and always
+/// before the messages that caused it. Not in [`run_all`]: it needs the
+/// outbox on, and reads the outbox's whole head.
+pub async fn outbox_follows_every_case_change(storage: &dyn Storage) {
+    let outbox = storage
+        .outbox()
+        .expect("this property needs a storage opened with the outbox on");
+    let brand = unique_brand("outbox");
+    let x = owner(&brand, "x");
+    let loud = triage(60, Bucket::High, Some("care-nl"), -0.5);
+    ingest(
+        storage,
+        &x,
+        &[
+            inbound("o1", "t", "Waar blijft mijn pakket?", T0),
+            inbound("o2", "t", "Hallo??", T0 + MINUTE),
+        ],
+        &[loud.clone(), loud.clone()],
+        &[],
+    )
+    .await;
+    let case = case_of_thread(storage, &brand, "t").await;
+    let claimed = change(storage, &case, |c| {
+        c.status = CaseStatus::Open;
+        c.assignee = Some("anna".to_string());
+    })
+    .await;
+    let closed = change(storage, &claimed, |c| {
+        c.status = CaseStatus::Closed;
+        c.waiting_since = None;
+        c.closed_at = Some(T0 + 2 * MINUTE);
+    })
+    .await;
+    ingest(
+        storage,
+        &x,
+        &[inbound("o3", "t", "Nog steeds niets", T0 + 3 * MINUTE)],
+        std::slice::from_ref(&loud),
+        &[MessageUpdate::Edited(Box::new(inbound(
+            "o1",
+            "t",
+            "Waar blijft mijn pakket? (bestelling 4711)",
+            T0,
+        )))],
+    )
+    .await;
+    let reopened = reread(storage, &closed).await;
+    assert_eq!(reopened.status, CaseStatus::Open, "owned: reopened to open");
+
+    let events: Vec<serde_json::Value> = outbox
+        .head(10_000)
+        .await
+        .unwrap_or_else(|e| panic!("reading the outbox should succeed, got: {e}"))
+        .into_iter()
+        .map(|row| {
+            let payload: serde_json::Value = serde_json::from_str(&row.entry.payload)
+                .unwrap_or_else(|e| panic!("outbox payload is JSON ({e}): {}", row.entry.payload));
+            json!({ "msg_id": row.entry.msg_id, "subject": row.entry.subject, "event": payload })
+        })
+        .filter(|row| row["event"]["brand"] == brand.as_str())
+        .collect();
+    let shape: Vec<String> = events
+        .iter()
+        .map(|row| {
+            let e = &row["event"];
+            match e["event"].as_str() {
+                Some("case") => format!("case {}", e["change"].as_str().unwrap_or("?")),
+                Some(kind) => format!(
+                    "{kind} {}",
+                    e["message"]["external_id"].as_str().unwrap_or("?")
+                ),
+                None => "?".to_string(),
+            }
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            "case opened",
+            "message o1",
+            "message o2",
+            "case assigned",
+            "case assigned",
+            "case reopened",
+            "message o3",
+            "edited o1",
+        ],
+        "one event per change, each case change before the messages it brought: {events:#?}"
+    );
+    let cases: Vec<&serde_json::Value> = events
+        .iter()
+        .map(|row| &row["event"])
+        .filter(|e| e["event"] == "case")
+        .collect();
+    let versions: Vec<i64> = cases
+        .iter()
+        .map(|e| e["version"].as_i64().unwrap())
+        .collect();
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "versions rise with every change: {versions:?}"
+    );
+    assert_eq!(
+        versions.last(),
+        Some(&reopened.version),
+        "the reopen is the case's latest version"
+    );
+    let ids: std::collections::HashSet<&str> = events
+        .iter()
+        .map(|row| row["msg_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        events.len(),
+        "every event has its own message id"
+    );
+    for (row, e) in events.iter().zip(&shape) {
+        if e.starts_with("case") {
+            let version = row["event"]["version"].as_i64().unwrap();
+            assert_eq!(row["msg_id"], format!("case:{}:v{version}", case.id));
+            assert_eq!(row["event"]["case_id"], case.id);
+        }
+        assert!(
+            row["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{brand}.twitter.")),
+            "{row}"
+        );
+    }
+    let opened = cases[0];
+    assert_eq!(
+        (
+            &opened["status"],
+            &opened["team"],
+            &opened["assignee"],
+            &opened["actor"]
+        ),
+        (
+            &json!("new"),
+            &json!("care-nl"),
+            &json!(null),
+            &json!(case.author)
+        ),
+    );
+    let again = cases[3];
+    assert_eq!(
+        (
+            &again["status"],
+            &again["team"],
+            &again["assignee"],
+            &again["actor"]
+        ),
+        (
+            &json!("open"),
+            &json!("care-nl"),
+            &json!("anna"),
+            &json!(case.author)
+        ),
+    );
+    assert_eq!(cases[2]["status"], "closed");
+}

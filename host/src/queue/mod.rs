@@ -311,16 +311,6 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// those three.
     async fn counts(&self) -> Result<Vec<ChannelCount>, StorageError>;
 
-    /// Moves a case of `brand` to `status` (claim, answer, close, ...).
-    /// Returns `false` when `brand` has no case `case_id`: a case id of one
-    /// brand never reaches another brand's case.
-    async fn set_case_status(
-        &self,
-        brand: &str,
-        case_id: i64,
-        status: CaseStatus,
-    ) -> Result<bool, StorageError>;
-
     /// Takes or renews `holder`'s poll leases on the `wanted` connectors,
     /// each until `ttl` from now: a lease is taken when nobody holds it,
     /// when it expired, or when `holder` holds it already. Returns the

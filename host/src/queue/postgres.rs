@@ -1542,6 +1542,8 @@ impl CommitWork {
                 connector,
                 channel: &self.channel,
                 opened_threads: &o.thread_id,
+                reopened: &plan.reopen_ids,
+                reopened_by: &plan.reopen_actor,
                 stored: &external_id,
                 edited: pick_updates(&u.edited),
                 deleted: pick_updates(&u.deleted),
@@ -1963,28 +1965,6 @@ impl Storage for PostgresStorage {
                 cases: unsigned(row.get(4)),
             })
             .collect())
-    }
-
-    async fn set_case_status(
-        &self,
-        brand: &str,
-        case_id: i64,
-        status: CaseStatus,
-    ) -> Result<bool, StorageError> {
-        let what = &format!(
-            "setting case {case_id} of brand {brand:?} to {}",
-            status.as_str()
-        );
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached("UPDATE cases SET status = $3 WHERE brand = $1 AND id = $2")
-            .await
-            .or_storage(what)?;
-        let changed = client
-            .execute(&statement, &[&brand, &case_id, &status.as_str()])
-            .await
-            .or_storage(what)?;
-        Ok(changed == 1)
     }
 
     /// One statement for all of them. Time is the database's: the hosts'

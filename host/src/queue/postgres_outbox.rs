@@ -79,19 +79,31 @@ pub async fn insert<C: GenericClient>(
     Ok(())
 }
 
-/// Case events of the cases a commit opened ($4: their threads, in order).
-/// Payloads match [`OutboxEntry::case`]; a new case has version 0.
-const OPENED: &str = "
+/// Case events of the cases a commit reopened ($6: their ids, $7: the
+/// actors, in order) and opened ($4: their threads, in order), as
+/// [`OutboxEntry::case`] writes them. It runs after the commit's case
+/// statements, so it reads each case as the commit leaves it: its status,
+/// version (which names the event), assignee and team.
+const CASES: &str = "
+    WITH changed AS (
+        SELECT r.case_id AS id, 'reopened' AS change, r.actor, r.ord AS ord
+        FROM unnest($6::int8[], $7::text[]) WITH ORDINALITY AS r(case_id, actor, ord)
+        UNION ALL
+        SELECT c.id, 'opened', c.author, cardinality($6::int8[]) + t.ord
+        FROM unnest($4::text[]) WITH ORDINALITY AS t(thread_id, ord)
+        JOIN cases AS c ON c.brand = $1 AND c.connector = $2 AND c.thread_id = t.thread_id
+    )
     INSERT INTO outbox (subject, msg_id, case_id, payload, created_at)
-    SELECT $3, 'case:' || c.id || ':v0', c.id,
+    SELECT $3, 'case:' || c.id || ':v' || c.version, c.id,
            jsonb_build_object('event', 'case', 'brand', c.brand, 'connector', c.connector,
-                              'channel', c.channel, 'case_id', c.id, 'change', 'opened',
-                              'status', c.status, 'version', 0, 'assignee', NULL,
-                              'team', NULL, 'actor', c.author, 'at', $5::int8)::text,
+                              'channel', c.channel, 'case_id', c.id, 'change', w.change,
+                              'status', c.status, 'version', c.version,
+                              'assignee', c.assignee, 'team', c.team, 'actor', w.actor,
+                              'at', $5::int8)::text,
            $5
-    FROM unnest($4::text[]) WITH ORDINALITY AS t(thread_id, ord)
-    JOIN cases AS c ON c.brand = $1 AND c.connector = $2 AND c.thread_id = t.thread_id
-    ORDER BY t.ord";
+    FROM changed AS w
+    JOIN cases AS c ON c.id = w.id AND c.brand = $1
+    ORDER BY w.ord";
 
 /// Message events of the messages a commit stored ($4: external ids, in
 /// batch order). Payloads match [`OutboxEntry::message`].
@@ -136,7 +148,7 @@ const DELETED: &str = "
 /// The commit path's statements, prepared before the commit's pipeline
 /// starts (a `Parse` inside the pipeline would let `COMMIT` overtake them).
 pub(super) struct CommitStatements {
-    opened: Statement,
+    cases: Statement,
     stored: Statement,
     edited: Statement,
     deleted: Statement,
@@ -146,14 +158,14 @@ impl CommitStatements {
     pub(super) async fn prepare(
         client: &deadpool_postgres::Object,
     ) -> Result<Self, tokio_postgres::Error> {
-        let (opened, stored, edited, deleted) = tokio::try_join!(
-            client.prepare_cached(OPENED),
+        let (cases, stored, edited, deleted) = tokio::try_join!(
+            client.prepare_cached(CASES),
             client.prepare_cached(STORED),
             client.prepare_cached(EDITED),
             client.prepare_cached(DELETED),
         )?;
         Ok(CommitStatements {
-            opened,
+            cases,
             stored,
             edited,
             deleted,
@@ -168,6 +180,10 @@ pub(super) struct CommitEvents<'a> {
     pub channel: &'a str,
     /// Threads of the cases the commit opens, in order.
     pub opened_threads: &'a [String],
+    /// Cases the commit reopens, in order, with the authors of the
+    /// messages that reopen them.
+    pub reopened: &'a [i64],
+    pub reopened_by: &'a [String],
     /// External ids of the messages it stores, in batch order.
     pub stored: &'a [String],
     pub edited: Vec<&'a str>,
@@ -178,7 +194,7 @@ pub(super) struct CommitEvents<'a> {
 impl CommitEvents<'_> {
     /// Sends the event inserts; all four go into the commit's pipeline
     /// when this future is first polled (before `COMMIT`), in this order:
-    /// a new case's event comes before its messages'.
+    /// a case's event comes before its messages'.
     pub(super) async fn write(
         &self,
         client: &deadpool_postgres::Object,
@@ -191,8 +207,15 @@ impl CommitEvents<'_> {
             subject(self.brand, self.channel, "deleted"),
         );
         let (brand, connector, at) = (self.brand, self.connector, &self.at);
-        let opened: [&(dyn ToSql + Sync); 5] =
-            [brand, connector, &case_subject, &self.opened_threads, at];
+        let cases: [&(dyn ToSql + Sync); 7] = [
+            brand,
+            connector,
+            &case_subject,
+            &self.opened_threads,
+            at,
+            &self.reopened,
+            &self.reopened_by,
+        ];
         let stored: [&(dyn ToSql + Sync); 5] =
             [brand, connector, &stored_subject, &self.stored, at];
         let edited: [&(dyn ToSql + Sync); 5] =
@@ -200,7 +223,7 @@ impl CommitEvents<'_> {
         let deleted: [&(dyn ToSql + Sync); 5] =
             [brand, connector, &deleted_subject, &self.deleted, at];
         tokio::try_join!(
-            client.execute(&statements.opened, &opened),
+            client.execute(&statements.cases, &cases),
             client.execute(&statements.stored, &stored),
             client.execute(&statements.edited, &edited),
             client.execute(&statements.deleted, &deleted),

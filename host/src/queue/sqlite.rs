@@ -1241,26 +1241,6 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    async fn set_case_status(
-        &self,
-        brand: &str,
-        case_id: i64,
-        status: CaseStatus,
-    ) -> Result<bool, StorageError> {
-        let brand = brand.to_string();
-        self.run(move |conn| {
-            let changed = conn
-                .prepare_cached("UPDATE cases SET status = ?3 WHERE brand = ?1 AND id = ?2")
-                .and_then(|mut s| s.execute(params![brand, case_id, status]))
-                .or_storage(format_args!(
-                    "setting case {case_id} of brand {brand:?} to {}",
-                    status.as_str()
-                ))?;
-            Ok(changed == 1)
-        })
-        .await
-    }
-
     async fn claim_leases(
         &self,
         holder: &str,
@@ -1571,6 +1551,17 @@ mod tests {
         search_input_is_never_syntax,
         tokens_create_list_revoke,
     );
+
+    #[tokio::test]
+    async fn outbox_follows_every_case_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions {
+            outbox: true,
+            ..SqliteOptions::default()
+        };
+        let storage = SqliteStorage::open_with(&dir.path().join("queue.db"), options).unwrap();
+        crate::care::suite::outbox_follows_every_case_change(&storage).await;
+    }
 
     #[tokio::test]
     async fn whole_care_suite_shares_one_database() {

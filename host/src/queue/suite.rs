@@ -220,12 +220,36 @@ fn stored<'a>(
         })
 }
 
+/// Moves `case` to `status` the way the workflow does: one audited,
+/// versioned change through the case store.
 async fn set_status(storage: &dyn Storage, case: &CaseSummary, status: CaseStatus) {
-    let found = storage
-        .set_case_status(&case.brand, case.id, status)
+    let care = storage
+        .care()
+        .expect("this backend must offer the case workflow (Storage::care)");
+    let current = care
+        .case(&case.brand, case.id)
+        .await
+        .unwrap_or_else(|e| panic!("reading case {} failed: {e}", case.id))
+        .unwrap_or_else(|| panic!("case {} of {} should exist", case.id, case.brand));
+    let mut next = current.clone();
+    next.status = status;
+    next.version = current.version + 1;
+    let event = crate::care::NewEvent {
+        at: T0 + 60 * MINUTE,
+        actor: "suite".to_string(),
+        kind: "status",
+        channel: None,
+        detail: serde_json::json!({ "status": status }),
+    };
+    let written = care
+        .write_case(&next, current.version, &event)
         .await
         .unwrap_or_else(|e| panic!("setting case {} to {status:?} failed: {e}", case.id));
-    assert!(found, "case {} of {} should exist", case.id, case.brand);
+    assert!(
+        written,
+        "case {} is at version {}",
+        case.id, current.version
+    );
 }
 
 async fn cursor_of(storage: &dyn Storage, owner: &ConnectorId) -> Option<String> {
@@ -795,11 +819,17 @@ pub async fn brands_are_isolated(storage: &dyn Storage) {
     assert_eq!(cursor_of(storage, &a_tw).await.as_deref(), Some("a-1"));
     assert_eq!(cursor_of(storage, &b_tw).await.as_deref(), Some("b-1"));
 
-    let changed = storage
-        .set_case_status(&b, cases_a[0].id, CaseStatus::Closed)
+    let care = storage
+        .care()
+        .expect("this backend must offer the case workflow (Storage::care)");
+    let seen = care
+        .case(&b, cases_a[0].id)
         .await
-        .expect("set_case_status should succeed");
-    assert!(!changed, "{b} cannot change a case of {a}");
+        .expect("reading a case should succeed");
+    assert!(
+        seen.is_none(),
+        "{b} cannot see, so cannot change, a case of {a}"
+    );
     assert_eq!(cases_of(storage, &a).await[0].status, CaseStatus::New);
 
     let hide = [MessageUpdate::Hidden(removal("8001"))];
