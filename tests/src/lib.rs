@@ -15,6 +15,8 @@ pub mod mail_servers;
 pub mod nats_server;
 pub mod plugins;
 pub mod postgres_db;
+pub mod postgres_tls_server;
+pub mod test_pki;
 
 use std::path::PathBuf;
 

@@ -953,6 +953,7 @@ async fn on_postgres_one_claim_wins_and_search_stays_within_its_brand() {
     let storage = webcare::queue::open(&StorageConfig::Postgres {
         url: DatabaseUrl::Plain(db.url.clone()),
         pool_size: 8,
+        ca_file: None,
     })
     .await
     .unwrap_or_else(|e| panic!("the queue opens in {}: {e}", db.name));

@@ -1856,6 +1856,10 @@ pub async fn outbox_follows_every_case_change(storage: &dyn Storage) {
     }
     let opened = cases[0];
     assert_eq!(
+        opened["version"], 0,
+        "a new case's event names the version it opened with"
+    );
+    assert_eq!(
         (
             &opened["status"],
             &opened["team"],

@@ -107,6 +107,10 @@ pub enum StorageConfig {
         url: DatabaseUrl,
         /// Connections the host keeps open at most (`pool_size`, default 8).
         pool_size: usize,
+        /// `ca_file`: PEM roots that verify the server's certificate when
+        /// the URL says `sslmode=require` (default: the public WebPKI
+        /// roots).
+        ca_file: Option<PathBuf>,
     },
 }
 

@@ -42,6 +42,7 @@ pub(super) struct RawStorage {
     /// A string or a secret reference table; checked in validate.
     pub url: Option<Spanned<toml::Value>>,
     pub pool_size: Option<Spanned<u64>>,
+    pub ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -161,6 +161,7 @@ fn postgres_storage_by_reference_or_plain_url() {
         StorageConfig::Postgres {
             url: DatabaseUrl::Reference(SecretRef::File(root.join("secrets/db"))),
             pool_size: 3,
+            ca_file: None,
         }
     );
     assert_eq!(config.storage_path(), None);
@@ -181,7 +182,24 @@ fn postgres_storage_by_reference_or_plain_url() {
         StorageConfig::Postgres {
             url: DatabaseUrl::Plain("postgres://care@db.internal/queue".into()),
             pool_size: 8,
+            ca_file: None,
         }
+    );
+
+    // TLS roots, relative to the config file.
+    std::fs::write(fx.path("secrets/db-ca.pem"), "PEM").unwrap();
+    let config = fx
+        .load(
+            "[storage]\nkind = \"postgres\"\nurl = \"postgres://care@db.internal/queue?sslmode=require\"\n\
+             ca_file = \"secrets/db-ca.pem\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let StorageConfig::Postgres { ca_file, .. } = &config.storage else {
+        unreachable!()
+    };
+    assert_eq!(
+        ca_file.as_deref(),
+        Some(root.join("secrets/db-ca.pem").as_path())
     );
 }
 
@@ -451,6 +469,22 @@ fn each_broken_config_names_its_key_and_line() {
             "storage.path".into(),
             "q.db",
             "only for kind = \"sqlite\"",
+        ),
+        (
+            "ca_file for sqlite",
+            "[storage]\nca_file = \"ca.pem\"\n".into(),
+            "storage.ca_file".into(),
+            "ca.pem",
+            "only for kind = \"postgres\"",
+        ),
+        (
+            "ca_file missing",
+            "[storage]\nkind = \"postgres\"\nurl = \"postgres://care@db/q?sslmode=require\"\n\
+             ca_file = \"nope/ca.pem\"\n"
+                .into(),
+            "storage.ca_file".into(),
+            "nope/ca.pem",
+            "does not exist; give the PEM file of the CA",
         ),
         (
             "pool size 0",

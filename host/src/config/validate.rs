@@ -454,6 +454,7 @@ impl Validator<'_> {
                     "storage.pool_size",
                     raw.pool_size.as_ref().map(Spanned::span),
                 ),
+                ("storage.ca_file", raw.ca_file.as_ref().map(Spanned::span)),
             ] {
                 if span.is_some() {
                     self.error(
@@ -499,9 +500,27 @@ impl Validator<'_> {
                 None
             }
         };
+        // Relative to the config file, like secret files.
+        let dir = self.dir.clone();
+        let ca_file = raw.ca_file.as_ref().map(|p| {
+            let path = self.path("storage.ca_file".into(), p, &dir);
+            if !p.get_ref().is_empty() && !path.is_file() {
+                self.error(
+                    "storage.ca_file".into(),
+                    Some(p.span()),
+                    format!(
+                        "{} does not exist; give the PEM file of the CA that signed the \
+                         database's certificate",
+                        path.display()
+                    ),
+                );
+            }
+            path
+        });
         StorageConfig::Postgres {
             url: url.unwrap_or_else(|| DatabaseUrl::Plain(String::new())),
             pool_size,
+            ca_file,
         }
     }
 

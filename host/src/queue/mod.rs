@@ -30,6 +30,7 @@ pub mod postgres;
 mod postgres_care;
 pub mod postgres_outbox;
 mod postgres_search;
+pub mod postgres_tls;
 pub mod sqlite;
 mod sqlite_care;
 pub mod sqlite_outbox;
@@ -390,7 +391,11 @@ pub async fn open_with(
                 ..sqlite::SqliteOptions::default()
             },
         )?)),
-        StorageConfig::Postgres { url, pool_size } => {
+        StorageConfig::Postgres {
+            url,
+            pool_size,
+            ca_file,
+        } => {
             let url = url
                 .resolve()
                 .map_err(|e| StorageError::Unavailable(format!("storage.url: {e}")))?;
@@ -399,6 +404,7 @@ pub async fn open_with(
                 postgres::PostgresOptions {
                     pool_size: *pool_size,
                     outbox: options.outbox,
+                    ca_file: ca_file.clone(),
                 },
             )
             .await?;

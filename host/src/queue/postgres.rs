@@ -53,14 +53,13 @@ use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
-};
+use deadpool_postgres::{ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
 
 use super::postgres_search::{brand_lexeme, document_text};
+use super::postgres_tls::PgTls;
 use super::{
     CaseFilter, CaseStatus, CaseSummary, ChannelCount, CommitOutcome, IngestBatch, Lease,
     MessageTriage, Storage, StorageError, StoredMessage, case_preview,
@@ -383,7 +382,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 ];
 
 /// How the queue connects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresOptions {
     /// Connections the pool keeps at most (commits and queries; the state
     /// store has [`STATE_POOL_SIZE`] of its own).
@@ -391,6 +390,9 @@ pub struct PostgresOptions {
     /// Write an outbox row for every event the NATS JetStream sink
     /// publishes, in the transaction of the change (`[stream]` configured).
     pub outbox: bool,
+    /// PEM roots that verify the server's certificate when the URL says
+    /// `sslmode=require` (see [`super::postgres_tls`]).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for PostgresOptions {
@@ -398,6 +400,7 @@ impl Default for PostgresOptions {
         PostgresOptions {
             pool_size: DEFAULT_POOL_SIZE,
             outbox: false,
+            ca_file: None,
         }
     }
 }
@@ -514,7 +517,8 @@ impl PostgresStorage {
         };
         config.options(&session);
         let location: Arc<str> = location_of(&config).into();
-        let pool = build_pool(config.clone(), options.pool_size.max(1), &location)?;
+        let tls = PgTls::for_config(&config, options.ca_file.as_deref())?;
+        let pool = build_pool(config.clone(), &tls, options.pool_size.max(1), &location)?;
         {
             let mut client = get(&pool, &location).await?;
             migrate(&mut client, &location).await?;
@@ -523,11 +527,16 @@ impl PostgresStorage {
             Arc::new(super::postgres_outbox::PostgresOutbox {
                 pool: pool.clone(),
                 config: config.clone(),
+                tls: tls.clone(),
                 location: Arc::clone(&location),
                 written: Arc::new(tokio::sync::Notify::new()),
             })
         });
-        let state = Arc::new(PostgresStateStore::start(config, Arc::clone(&location))?);
+        let state = Arc::new(PostgresStateStore::start(
+            config,
+            &tls,
+            Arc::clone(&location),
+        )?);
         Ok(PostgresStorage {
             pool,
             location,
@@ -553,12 +562,12 @@ impl PostgresStorage {
 
 fn build_pool(
     config: tokio_postgres::Config,
+    tls: &PgTls,
     size: usize,
     location: &str,
 ) -> Result<Pool, StorageError> {
-    let manager = Manager::from_config(
+    let manager = tls.manager(
         config,
-        NoTls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -589,6 +598,14 @@ pub(super) async fn get(
                     "; create the database or fix its name in the storage URL"
                 }
                 Some(_) => "",
+                None if describe(&e).contains("certificate") => {
+                    "; the server's certificate must be signed by a CA of storage.ca_file \
+                     (or a public CA without it) and name the host of the URL"
+                }
+                None if describe(&e).contains("does not support TLS") => {
+                    "; turn on ssl in the server's postgresql.conf, or drop sslmode=require \
+                     from the URL on a trusted network"
+                }
                 None => "; check that the server runs and accepts TCP connections there",
             };
             StorageError::Unavailable(format!(
@@ -2146,7 +2163,11 @@ impl fmt::Debug for PostgresStateStore {
 }
 
 impl PostgresStateStore {
-    fn start(config: tokio_postgres::Config, location: Arc<str>) -> Result<Self, StorageError> {
+    fn start(
+        config: tokio_postgres::Config,
+        tls: &PgTls,
+        location: Arc<str>,
+    ) -> Result<Self, StorageError> {
         let (requests, mut receiver) = tokio::sync::mpsc::unbounded_channel::<StateRequest>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -2156,7 +2177,7 @@ impl PostgresStateStore {
             })?;
         // The pool's connections are spawned on the runtime that opens
         // them: this one, inside `block_on` below.
-        let pool = build_pool(config, STATE_POOL_SIZE, &location)?;
+        let pool = build_pool(config, tls, STATE_POOL_SIZE, &location)?;
         let thread_location = Arc::clone(&location);
         std::thread::Builder::new()
             .name("webcare-pg-state".to_string())
@@ -2372,7 +2393,9 @@ mod tests {
         let Some(db) = super::test_database::TestDatabase::create("schema_1_migrates").await else {
             return;
         };
-        let (client, connection) = tokio_postgres::connect(&db.url, NoTls).await.unwrap();
+        let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
         tokio::spawn(connection);
         client.batch_execute(MIGRATIONS[0]).await.unwrap();
         client

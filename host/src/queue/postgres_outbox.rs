@@ -20,8 +20,8 @@
 use std::sync::Arc;
 
 use deadpool_postgres::GenericClient;
+use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Statement};
 
 use super::outbox::{Outbox, OutboxEntry, OutboxRow, PublisherLease, subject};
 use super::{StorageError, postgres::OrStorage};
@@ -83,21 +83,24 @@ pub async fn insert<C: GenericClient>(
 /// actors, in order) and opened ($4: their threads, in order), as
 /// [`OutboxEntry::case`] writes them. It runs after the commit's case
 /// statements, so it reads each case as the commit leaves it: its status,
-/// version (which names the event), assignee and team.
+/// assignee and team, and for a reopen its version (which names the event).
+/// A new case's event has version 0, the version it was opened with, as on
+/// SQLite; further messages of the batch bump the version without events.
 const CASES: &str = "
     WITH changed AS (
-        SELECT r.case_id AS id, 'reopened' AS change, r.actor, r.ord AS ord
+        SELECT r.case_id AS id, 'reopened' AS change, r.actor, NULL::int8 AS version,
+               r.ord AS ord
         FROM unnest($6::int8[], $7::text[]) WITH ORDINALITY AS r(case_id, actor, ord)
         UNION ALL
-        SELECT c.id, 'opened', c.author, cardinality($6::int8[]) + t.ord
+        SELECT c.id, 'opened', c.author, 0, cardinality($6::int8[]) + t.ord
         FROM unnest($4::text[]) WITH ORDINALITY AS t(thread_id, ord)
         JOIN cases AS c ON c.brand = $1 AND c.connector = $2 AND c.thread_id = t.thread_id
     )
     INSERT INTO outbox (subject, msg_id, case_id, payload, created_at)
-    SELECT $3, 'case:' || c.id || ':v' || c.version, c.id,
+    SELECT $3, 'case:' || c.id || ':v' || COALESCE(w.version, c.version), c.id,
            jsonb_build_object('event', 'case', 'brand', c.brand, 'connector', c.connector,
                               'channel', c.channel, 'case_id', c.id, 'change', w.change,
-                              'status', c.status, 'version', c.version,
+                              'status', c.status, 'version', COALESCE(w.version, c.version),
                               'assignee', c.assignee, 'team', c.team, 'actor', w.actor,
                               'at', $5::int8)::text,
            $5
@@ -237,6 +240,7 @@ impl CommitEvents<'_> {
 pub(super) struct PostgresOutbox {
     pub(super) pool: deadpool_postgres::Pool,
     pub(super) config: tokio_postgres::Config,
+    pub(super) tls: super::postgres_tls::PgTls,
     pub(super) location: Arc<str>,
     pub(super) written: Arc<tokio::sync::Notify>,
 }
@@ -307,12 +311,11 @@ impl Outbox for PostgresOutbox {
 
     async fn lead(&self) -> Result<Box<dyn PublisherLease>, StorageError> {
         let what = "taking the outbox publisher's lock";
-        let (client, connection) = self.config.connect(NoTls).await.or_storage(what)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "the outbox publisher's lock session ended");
-            }
-        });
+        let client = self
+            .tls
+            .connect(&self.config, "the outbox publisher's lock session")
+            .await
+            .or_storage(what)?;
         loop {
             let row = client
                 .query_one(
