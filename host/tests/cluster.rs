@@ -431,3 +431,124 @@ async fn readiness_follows_the_database() {
         .unwrap();
     eventually_ready(&http, port, 200).await;
 }
+
+/// Reads the event stream until `done` holds for what came so far.
+async fn read_until(stream: &mut reqwest::Response, done: impl Fn(&str) -> bool) -> bool {
+    let mut text = String::new();
+    let read = async {
+        while !done(&text) {
+            match stream.chunk().await {
+                Ok(Some(chunk)) => text.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return false,
+            }
+        }
+        true
+    };
+    tokio::time::timeout(Duration::from_secs(2), read)
+        .await
+        .unwrap_or(false)
+}
+
+/// An agent's inbox is served by whichever host the load balancer picked;
+/// what another host stores or changes reaches it live all the same
+/// (PostgreSQL `LISTEN`/`NOTIFY` between the hosts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbox_on_one_host_sees_what_another_host_stores_and_changes() {
+    use webcare::care::store::NewToken;
+    use webcare::care::{Role, tokens};
+
+    let Some(db) = TestDatabase::create("cluster_live_events").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ports = [free_port(), free_port()];
+    let reader = PostgresStorage::connect(&db.url, PostgresOptions::default())
+        .await
+        .unwrap();
+    let _hosts: Vec<KillOnDrop> = (0..2)
+        .map(|h| spawn(&write_config(dir.path(), h, ports[h], &[]), &db.url))
+        .collect();
+    let http = reqwest::Client::new();
+    for port in ports {
+        wait_ready(&http, port).await;
+    }
+    let secret = tokens::generate();
+    reader
+        .care()
+        .unwrap()
+        .create_token(&NewToken {
+            name: "ann".into(),
+            brand: Some("acme".into()),
+            role: Role::Agent,
+            hash: tokens::hash(&secret),
+            at: 0,
+        })
+        .await
+        .unwrap();
+    let (stores, shows) = (ports[0], ports[1]);
+    let mut stream = http
+        .get(format!(
+            "http://127.0.0.1:{shows}/api/v1/brands/acme/events"
+        ))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+
+    // A webhook stored by one host shows on the other's stream. The
+    // receiving host listens from its start; a new message every round
+    // covers the moment before it does.
+    let start = Instant::now();
+    let mut i = 0;
+    loop {
+        let r = http
+            .post(format!("http://127.0.0.1:{stores}/webhooks/acme/shop"))
+            .json(&delivery(i))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        i += 1;
+        if read_until(&mut stream, |t| t.contains("event: messages")).await {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the other host's message never showed on this host's event stream"
+        );
+    }
+
+    // A claim on the storing host reaches the other host's stream as the
+    // case's event.
+    let case_id = reader
+        .cases(&webcare::queue::CaseFilter {
+            brand: Some("acme".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()[0]
+        .id;
+    let claimed = http
+        .post(format!(
+            "http://127.0.0.1:{stores}/api/v1/brands/acme/cases/{case_id}/claim"
+        ))
+        .bearer_auth(&secret)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(claimed.status(), 200, "{:?}", claimed.text().await);
+    let wanted = format!("\"kind\":\"case\",\"case_id\":{case_id}");
+    let mut seen = false;
+    for _ in 0..5 {
+        if read_until(&mut stream, |t| t.contains(&wanted)).await {
+            seen = true;
+            break;
+        }
+    }
+    assert!(
+        seen,
+        "the claim on another host showed on this host's stream"
+    );
+}

@@ -29,6 +29,7 @@ pub mod outbox;
 pub mod postgres;
 mod postgres_care;
 pub mod postgres_outbox;
+mod postgres_peers;
 mod postgres_search;
 pub mod postgres_tls;
 pub mod sqlite;
@@ -357,9 +358,36 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
         None
     }
 
+    /// How hosts sharing this storage signal each other, where several
+    /// can (PostgreSQL: `LISTEN`/`NOTIFY`); `None` for a backend one host
+    /// owns.
+    fn peers(&self) -> Option<Arc<dyn PeerSignal>> {
+        None
+    }
+
     /// The backend's name for messages (`sqlite`, `postgres`).
     fn backend_name(&self) -> &'static str;
 }
+
+/// Short notes between the hosts of one storage: what changed, so each
+/// host can tell its own live subscribers. Best effort, by design: a note
+/// is a hint to re-read, never data, and one lost while a host reconnects
+/// is made up for by the host telling its subscribers to re-read.
+#[async_trait::async_trait]
+pub trait PeerSignal: Send + Sync + std::fmt::Debug + 'static {
+    /// Sends `payload` (at most [`PEER_PAYLOAD_MAX`] bytes) to every host
+    /// listening, this one included.
+    async fn signal(&self, payload: &str) -> Result<(), StorageError>;
+
+    /// Starts listening: every payload signalled from now on arrives on
+    /// the receiver, which closes when the listening session ends (the
+    /// caller then listens again).
+    async fn listen(&self) -> Result<tokio::sync::mpsc::Receiver<String>, StorageError>;
+}
+
+/// The largest payload [`PeerSignal::signal`] takes (PostgreSQL's
+/// `NOTIFY` limit is 8000 bytes).
+pub const PEER_PAYLOAD_MAX: usize = 7_900;
 
 /// Opens the queue a config's `[storage]` names: the SQLite file (created
 /// if missing), or the PostgreSQL database (its URL read from the

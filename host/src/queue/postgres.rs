@@ -413,6 +413,7 @@ pub struct PostgresStorage {
     state: Arc<PostgresStateStore>,
     /// Set when connected with the outbox on.
     outbox: Option<Arc<super::postgres_outbox::PostgresOutbox>>,
+    peers: Arc<super::postgres_peers::PostgresPeers>,
 }
 
 impl fmt::Debug for PostgresStorage {
@@ -532,6 +533,12 @@ impl PostgresStorage {
                 written: Arc::new(tokio::sync::Notify::new()),
             })
         });
+        let peers = Arc::new(super::postgres_peers::PostgresPeers {
+            pool: pool.clone(),
+            config: config.clone(),
+            tls: tls.clone(),
+            location: Arc::clone(&location),
+        });
         let state = Arc::new(PostgresStateStore::start(
             config,
             &tls,
@@ -542,6 +549,7 @@ impl PostgresStorage {
             location,
             state,
             outbox,
+            peers,
         })
     }
 
@@ -2110,6 +2118,10 @@ impl Storage for PostgresStorage {
 
     fn backend_name(&self) -> &'static str {
         "postgres"
+    }
+
+    fn peers(&self) -> Option<Arc<dyn super::PeerSignal>> {
+        Some(self.peers.clone())
     }
 
     fn outbox(&self) -> Option<Arc<dyn super::outbox::Outbox>> {

@@ -145,6 +145,88 @@ impl PgTls {
     }
 }
 
+/// Runs `LISTEN` on `client` and drives `connection`, forwarding the
+/// payloads of its notifications into `sender`, until the session ends or
+/// the receiver is dropped. The task owns the client: the session lives
+/// exactly as long as someone reads. `listening` learns whether `LISTEN`
+/// went through.
+fn forward_notifications<S, T>(
+    client: Client,
+    mut connection: tokio_postgres::Connection<S, T>,
+    listen: String,
+    listening: tokio::sync::oneshot::Sender<Result<(), tokio_postgres::Error>>,
+    sender: tokio::sync::mpsc::Sender<String>,
+    what: &'static str,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let started = client.batch_execute(&listen);
+        tokio::pin!(started);
+        let mut listening = Some(listening);
+        loop {
+            tokio::select! {
+                done = &mut started, if listening.is_some() => {
+                    let failed = done.is_err();
+                    if let Some(tell) = listening.take() {
+                        let _ = tell.send(done);
+                    }
+                    if failed {
+                        return;
+                    }
+                }
+                message = std::future::poll_fn(|cx| connection.poll_message(cx)) => match message {
+                    Some(Ok(tokio_postgres::AsyncMessage::Notification(note))) => {
+                        if sender.send(note.payload().to_string()).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "{what} ended");
+                        return;
+                    }
+                    None => return,
+                },
+            }
+        }
+    });
+}
+
+impl PgTls {
+    /// One connection outside the pool that runs `listen` (`LISTEN ...`)
+    /// and forwards its notifications, payload by payload, into the
+    /// returned receiver; the receiver closes when the session ends, and
+    /// dropping it ends the session.
+    pub(super) async fn connect_listening(
+        &self,
+        config: &Config,
+        listen: &str,
+        what: &'static str,
+    ) -> Result<tokio::sync::mpsc::Receiver<String>, tokio_postgres::Error> {
+        let (sender, receiver) = tokio::sync::mpsc::channel(256);
+        let (tell, listening) = tokio::sync::oneshot::channel();
+        let listen = listen.to_string();
+        match self {
+            PgTls::Off => {
+                let (client, connection) = config.connect(NoTls).await?;
+                forward_notifications(client, connection, listen, tell, sender, what);
+            }
+            PgTls::Verified(tls) => {
+                let (client, connection) = config.connect(tls.clone()).await?;
+                forward_notifications(client, connection, listen, tell, sender, what);
+            }
+        }
+        match listening.await {
+            Ok(result) => result.map(|()| receiver),
+            // The session ended before LISTEN answered: an empty, closed
+            // receiver says so to the caller, who listens again.
+            Err(_) => Ok(receiver),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@
 
 pub mod http;
 pub mod leases;
+pub mod live_relay;
 pub mod metrics;
 pub mod scheduler;
 pub mod status;
@@ -257,6 +258,9 @@ pub struct Shared {
     pub stopping: watch::Sender<bool>,
     /// The NATS JetStream publisher's state, when `[stream]` is configured.
     pub stream: Option<StreamMonitor>,
+    /// Live events on their way to the other hosts of the storage
+    /// ([`live_relay`]), when it is shared.
+    pub peers: Option<tokio::sync::mpsc::Sender<LiveEvent>>,
 }
 
 /// Events kept for a slow subscriber before it lags.
@@ -333,6 +337,7 @@ impl Shared {
             events: broadcast::channel(LIVE_EVENT_BUFFER).0,
             stopping: watch::channel(false).0,
             stream: None,
+            peers: None,
         }
     }
 
@@ -425,9 +430,13 @@ impl Shared {
         }
     }
 
-    /// Tells live subscribers of the event's brand; nobody listening is
-    /// fine.
+    /// Tells live subscribers of the event's brand, on this host and (when
+    /// the storage is shared) the others; nobody listening is fine.
     pub fn publish(&self, event: LiveEvent) {
+        if let Some(peers) = &self.peers {
+            // Full: the other hosts miss a hint rather than this host wait.
+            let _ = peers.try_send(event.clone());
+        }
         let _ = self.events.send(event);
     }
 }
@@ -665,6 +674,11 @@ impl RunningService {
             shared.metrics.register_stream(&monitor);
             shared.stream = Some(monitor);
         }
+        let relay = shared.storage.peers().map(|peers| {
+            let (outgoing, receiver) = tokio::sync::mpsc::channel(live_relay::OUTGOING_BUFFER);
+            shared.peers = Some(outgoing);
+            (peers, receiver)
+        });
         let shared = Arc::new(shared);
         let (shutdown, watch_rx) = watch::channel(false);
         let listener = tokio::net::TcpListener::bind(spec.listen)
@@ -712,6 +726,30 @@ impl RunningService {
                 outbox,
                 stream.clone(),
                 monitor.clone(),
+                watch_rx.clone(),
+            )));
+        }
+        if let Some((peers, outgoing)) = relay {
+            let host = spec.cluster.host_id.clone();
+            let mut brands: Vec<String> = shared
+                .connectors
+                .values()
+                .map(|handle| handle.id.brand.clone())
+                .chain(spec.service_levels.keys().cloned())
+                .collect();
+            brands.sort();
+            brands.dedup();
+            tasks.push(tokio::spawn(live_relay::send(
+                peers.clone(),
+                host.clone(),
+                outgoing,
+                watch_rx.clone(),
+            )));
+            tasks.push(tokio::spawn(live_relay::receive(
+                peers,
+                host,
+                brands,
+                shared.events.clone(),
                 watch_rx.clone(),
             )));
         }
