@@ -92,6 +92,81 @@ impl IngestBatch<'_> {
     }
 }
 
+/// A batch made ready for its commit ahead of time ([`Storage::prepare`]):
+/// checked, and turned into the backend's rows. Opaque; commit it with the
+/// storage that prepared it.
+pub struct PreparedBatch {
+    owner: ConnectorId,
+    work: Box<dyn std::any::Any + Send>,
+}
+
+impl std::fmt::Debug for PreparedBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedBatch")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedBatch {
+    /// Wraps a backend's own prepared form of a batch of `owner`.
+    pub fn new<T: Send + 'static>(owner: &ConnectorId, work: T) -> Self {
+        PreparedBatch {
+            owner: owner.clone(),
+            work: Box::new(work),
+        }
+    }
+
+    /// The connector whose batch it is.
+    pub fn owner(&self) -> &ConnectorId {
+        &self.owner
+    }
+
+    /// The backend's prepared form back; an error when another backend
+    /// prepared it.
+    pub fn into_work<T: 'static>(self) -> Result<(ConnectorId, T), StorageError> {
+        match self.work.downcast::<T>() {
+            Ok(work) => Ok((self.owner, *work)),
+            Err(_) => Err(StorageError::Query(
+                "a batch prepared by another storage cannot be committed here".to_string(),
+            )),
+        }
+    }
+}
+
+/// A batch owned, for backends that prepare nothing ahead
+/// ([`Storage::prepare`]'s default).
+#[derive(Debug, Clone)]
+pub struct OwnedBatch {
+    pub channel: String,
+    pub messages: Vec<Message>,
+    pub triage: Vec<MessageTriage>,
+    pub updates: Vec<MessageUpdate>,
+    pub next_cursor: Option<String>,
+}
+
+impl OwnedBatch {
+    pub fn of(batch: IngestBatch<'_>) -> Self {
+        OwnedBatch {
+            channel: batch.channel.to_string(),
+            messages: batch.messages.to_vec(),
+            triage: batch.triage.to_vec(),
+            updates: batch.updates.to_vec(),
+            next_cursor: batch.next_cursor.map(str::to_string),
+        }
+    }
+
+    pub fn as_batch(&self) -> IngestBatch<'_> {
+        IngestBatch {
+            channel: &self.channel,
+            messages: &self.messages,
+            triage: &self.triage,
+            updates: &self.updates,
+            next_cursor: self.next_cursor.as_deref(),
+        }
+    }
+}
+
 /// What the queue keeps of a message's triage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageTriage {
@@ -296,6 +371,30 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
         owner: &ConnectorId,
         batch: IngestBatch<'_>,
     ) -> Result<CommitOutcome, StorageError>;
+
+    /// [`Storage::commit`] in two steps: this one does the work that needs
+    /// no database (checking the batch, building and serialising its rows),
+    /// so that a scheduler can do it while the previous batch is being
+    /// written; [`Storage::commit_prepared`] writes. Errors are those
+    /// `commit` would give for the batch.
+    fn prepare(
+        &self,
+        owner: &ConnectorId,
+        batch: IngestBatch<'_>,
+    ) -> Result<PreparedBatch, StorageError> {
+        batch.check()?;
+        Ok(PreparedBatch::new(owner, OwnedBatch::of(batch)))
+    }
+
+    /// Writes a batch [`Storage::prepare`] made ready, exactly as
+    /// [`Storage::commit`] would have written it.
+    async fn commit_prepared(
+        &self,
+        prepared: PreparedBatch,
+    ) -> Result<CommitOutcome, StorageError> {
+        let (owner, batch) = prepared.into_work::<OwnedBatch>()?;
+        self.commit(&owner, batch.as_batch()).await
+    }
 
     /// The committed cursor of a connector; `None` before its first commit.
     async fn cursor(&self, owner: &ConnectorId) -> Result<Option<String>, StorageError>;

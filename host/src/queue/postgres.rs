@@ -1863,7 +1863,24 @@ impl Storage for PostgresStorage {
         owner: &ConnectorId,
         batch: IngestBatch<'_>,
     ) -> Result<CommitOutcome, StorageError> {
+        let prepared = self.prepare(owner, batch)?;
+        self.commit_prepared(prepared).await
+    }
+
+    fn prepare(
+        &self,
+        owner: &ConnectorId,
+        batch: IngestBatch<'_>,
+    ) -> Result<super::PreparedBatch, StorageError> {
         let work = CommitWork::new(owner, batch, self.outbox.is_some())?;
+        Ok(super::PreparedBatch::new(owner, work))
+    }
+
+    async fn commit_prepared(
+        &self,
+        prepared: super::PreparedBatch,
+    ) -> Result<CommitOutcome, StorageError> {
+        let (_, work) = prepared.into_work::<CommitWork>()?;
         let outcome = work.run(&self.pool, &self.location).await?;
         self.outbox_written();
         Ok(outcome)

@@ -1130,7 +1130,24 @@ impl Storage for SqliteStorage {
         owner: &ConnectorId,
         batch: IngestBatch<'_>,
     ) -> Result<CommitOutcome, StorageError> {
+        let prepared = self.prepare(owner, batch)?;
+        self.commit_prepared(prepared).await
+    }
+
+    fn prepare(
+        &self,
+        owner: &ConnectorId,
+        batch: IngestBatch<'_>,
+    ) -> Result<super::PreparedBatch, StorageError> {
         let work = CommitWork::new(owner, batch, self.outbox.is_some())?;
+        Ok(super::PreparedBatch::new(owner, work))
+    }
+
+    async fn commit_prepared(
+        &self,
+        prepared: super::PreparedBatch,
+    ) -> Result<CommitOutcome, StorageError> {
+        let (_, work) = prepared.into_work::<CommitWork>()?;
         let outcome = self.run(move |conn| work.apply(conn)).await?;
         if let Some(written) = &self.outbox {
             written.notify_one();

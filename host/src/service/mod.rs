@@ -263,6 +263,15 @@ pub struct Shared {
     pub peers: Option<tokio::sync::mpsc::Sender<LiveEvent>>,
 }
 
+/// A page made ready for its commit ([`Shared::prepare_ingest`]).
+#[derive(Debug)]
+pub struct PreparedIngest {
+    batch: Result<crate::queue::PreparedBatch, StorageError>,
+    /// Messages whose triage asks for an acknowledgement, with the
+    /// template's name.
+    acknowledge: Vec<(Message, String)>,
+}
+
 /// Events kept for a slow subscriber before it lags.
 pub const LIVE_EVENT_BUFFER: usize = 256;
 
@@ -480,10 +489,24 @@ impl Shared {
         updates: &[MessageUpdate],
         next_cursor: Option<&str>,
     ) -> Result<CommitOutcome, StorageError> {
+        let prepared = self.prepare_ingest(handle, messages, updates, next_cursor);
+        self.commit_ingest(handle, prepared).await
+    }
+
+    /// The first half of [`Shared::ingest`]: triage, and the queue's rows
+    /// built ([`Storage::prepare`]); no database yet, so a scheduler can do
+    /// this for the next page while the previous one is being written.
+    pub fn prepare_ingest(
+        &self,
+        handle: &ConnectorHandle,
+        messages: &[Message],
+        updates: &[MessageUpdate],
+        next_cursor: Option<&str>,
+    ) -> PreparedIngest {
         let now = jiff::Timestamp::now();
         // Messages whose triage asks for an acknowledgement, with the
         // template's name.
-        let mut acknowledge: Vec<(&Message, String)> = Vec::new();
+        let mut acknowledge: Vec<(Message, String)> = Vec::new();
         let triage: Vec<MessageTriage> = messages
             .iter()
             .map(|m| {
@@ -492,7 +515,7 @@ impl Shared {
                 } else {
                     let decision = handle.triage.decide(m, &handle.id.connector, now);
                     if let Some(template) = &decision.acknowledge {
-                        acknowledge.push((m, template.clone()));
+                        acknowledge.push((m.clone(), template.clone()));
                     }
                     MessageTriage::from_decision(&decision)
                 }
@@ -505,7 +528,23 @@ impl Shared {
             updates,
             next_cursor,
         };
-        let outcome = self.storage.commit(&handle.id, batch).await;
+        PreparedIngest {
+            batch: self.storage.prepare(&handle.id, batch),
+            acknowledge,
+        }
+    }
+
+    /// The second half of [`Shared::ingest`]: the commit, then the metrics,
+    /// live events and acknowledgements.
+    pub async fn commit_ingest(
+        &self,
+        handle: &ConnectorHandle,
+        prepared: PreparedIngest,
+    ) -> Result<CommitOutcome, StorageError> {
+        let outcome = match prepared.batch {
+            Ok(batch) => self.storage.commit_prepared(batch).await,
+            Err(e) => Err(e),
+        };
         let labels = Metrics::labels(&handle.id);
         match &outcome {
             Ok(o) => {
@@ -513,7 +552,7 @@ impl Shared {
                     self.publish(LiveEvent::messages(&handle.id.brand));
                 }
                 if o.inserted > 0 {
-                    self.acknowledge(&handle.id, &acknowledge);
+                    self.acknowledge(&handle.id, &prepared.acknowledge);
                 }
                 self.metrics
                     .messages_ingested
@@ -535,7 +574,7 @@ impl Shared {
     /// Sends the acknowledgements triage asked for, in the background (the
     /// channel's webhook must not wait for them). Each case is acknowledged
     /// at most once, and not once the brand has answered it.
-    fn acknowledge(&self, id: &ConnectorId, wanted: &[(&Message, String)]) {
+    fn acknowledge(&self, id: &ConnectorId, wanted: &[(Message, String)]) {
         let Some(brand) = self.replies.get(&id.brand) else {
             return;
         };

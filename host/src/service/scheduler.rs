@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::leases::Held;
-use super::{ConnectorHandle, Shared};
+use super::{ConnectorHandle, PreparedIngest, Shared};
 use crate::model::ConnectorError;
 use crate::runtime::PluginError;
 
@@ -69,7 +69,8 @@ enum Ended {
 }
 
 /// While a backlog drains (`has-more`), the commit of one page overlaps the
-/// fetch of the next: the plugin and the channel work while SQLite writes.
+/// fetch of the next, its triage and the building of its rows: the plugin,
+/// the channel and triage work while the database writes.
 /// Commits stay strictly in order, each with its own cursor, and a page
 /// fetched on top of a commit that then fails is dropped and fetched again,
 /// so exactly-once holds as without the overlap.
@@ -116,6 +117,17 @@ async fn poll_while_held(
             .poll(fetch_from.as_deref())
             .await;
         shared.metrics.observe_call(id, "poll", started.elapsed());
+        // Triage and the queue's rows for this page, while the previous
+        // page is still being written.
+        let result = result.map(|batch| {
+            let prepared = shared.prepare_ingest(
+                handle,
+                &batch.messages,
+                &batch.updates,
+                batch.next_cursor.as_deref(),
+            );
+            (batch, prepared)
+        });
         if let Some((commit, after)) = in_flight.take() {
             if commit.await.unwrap_or(false) {
                 committed = after;
@@ -127,7 +139,7 @@ async fn poll_while_held(
             }
         }
         wait = match result {
-            Ok(batch) => {
+            Ok((batch, prepared)) => {
                 shared
                     .metrics
                     .polls
@@ -139,12 +151,12 @@ async fn poll_while_held(
                     fetch_from = after.clone();
                     let (shared, handle) = (shared.clone(), handle.clone());
                     in_flight = Some((
-                        tokio::spawn(async move { commit(&shared, &handle, batch).await }),
+                        tokio::spawn(async move { commit(&shared, &handle, prepared).await }),
                         after,
                     ));
                     failures = 0;
                     Duration::ZERO
-                } else if commit(shared, handle, batch).await {
+                } else if commit(shared, handle, prepared).await {
                     committed = after;
                     fetch_from = committed.clone();
                     failures = 0;
@@ -177,18 +189,10 @@ async fn poll_while_held(
     }
 }
 
-/// Commits one batch with its cursor; true when it is stored.
-async fn commit(shared: &Shared, handle: &ConnectorHandle, batch: crate::model::Batch) -> bool {
+/// Commits one prepared page with its cursor; true when it is stored.
+async fn commit(shared: &Shared, handle: &ConnectorHandle, prepared: PreparedIngest) -> bool {
     let id = &handle.id;
-    match shared
-        .ingest(
-            handle,
-            &batch.messages,
-            &batch.updates,
-            batch.next_cursor.as_deref(),
-        )
-        .await
-    {
+    match shared.commit_ingest(handle, prepared).await {
         Ok(outcome) => {
             shared.metrics.success(id);
             handle.succeeded();
