@@ -285,6 +285,9 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 5: the search and author indexes follow in bulk (see
+    // `queue::sqlite_indexes`).
+    super::sqlite_indexes::MIGRATION,
 ];
 
 /// How the database file is opened.
@@ -739,6 +742,23 @@ impl CommitWork {
         let outcome = self.write(&tx)?;
         tx.commit()
             .or_storage(format_args!("committing a batch of {}", self.owner))?;
+        if outcome.inserted > 0 {
+            // The batch is stored whatever happens here; a catch-up that
+            // fails is done by the next one, or by the next search.
+            let caught_up = super::sqlite_indexes::backlog(conn).and_then(|waiting| {
+                if waiting < super::sqlite_indexes::CATCH_UP_EVERY {
+                    return Ok(());
+                }
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .or_storage("starting to bring the indexes up to date")?;
+                super::sqlite_indexes::catch_up(&tx)?;
+                tx.commit().or_storage("bringing the indexes up to date")
+            });
+            if let Err(e) = caught_up {
+                tracing::warn!(owner = %self.owner, "the search and author indexes are behind: {e}");
+            }
+        }
         Ok(outcome)
     }
 
@@ -822,8 +842,6 @@ impl CommitWork {
         )?;
 
         let mut outcome = CommitOutcome::default();
-        // The first and last id of the messages stored by this commit.
-        let mut stored_ids: Option<(i64, i64)> = None;
         let received_at = now_ms();
         let total = self.messages.len();
         for (index, m) in self.messages.iter().enumerate() {
@@ -915,9 +933,6 @@ impl CommitWork {
                 continue;
             }
             outcome.inserted += 1;
-            let message_id = tx.last_insert_rowid();
-            stored_ids =
-                Some(stored_ids.map_or((message_id, message_id), |(first, _)| (first, message_id)));
             if m.direction == Direction::Inbound
                 && let Some(email) = &m.author_email
             {
@@ -990,19 +1005,7 @@ impl CommitWork {
                 )?;
             }
         }
-        // The messages of this commit that belong to a case become
-        // searchable with it, in one statement: ids only grow, and nothing
-        // else writes while the transaction holds the write lock, so the
-        // range holds exactly the rows stored above.
-        if let Some((first, last)) = stored_ids {
-            prepare(
-                "INSERT INTO search_index (rowid, body, brand, case_id, source, at)
-                 SELECT id, text, hex(brand), case_id, 'message', created_at
-                 FROM messages WHERE id BETWEEN ?1 AND ?2 AND case_id IS NOT NULL",
-            )?
-            .execute(params![first, last])
-            .or_storage("indexing the stored messages for search")?;
-        }
+        // The search and author indexes follow in bulk (sqlite_indexes).
 
         for (update_index, update) in self.updates.iter().enumerate() {
             let (sql, external_id, edit) = match update {
@@ -1498,7 +1501,7 @@ impl StateStore for SqliteStateStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::model::{Attachment, Author, Engagement, Visibility};
     use crate::queue::suite;
@@ -1593,7 +1596,8 @@ mod tests {
         }
     }
 
-    fn message(external_id: &str) -> Message {
+    /// A customer's direct message in `thread-1`, every field set.
+    pub(in crate::queue) fn message(external_id: &str) -> Message {
         Message {
             external_id: external_id.to_string(),
             thread_id: "thread-1".to_string(),

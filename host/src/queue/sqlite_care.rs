@@ -192,12 +192,14 @@ fn identity_seen(
     brand: &str,
     identity: &Identity,
 ) -> Result<Option<(String, String)>, StorageError> {
+    super::sqlite_indexes::catch_up(conn)?;
     conn.prepare_cached(
-        "SELECT author_handle,
-                COALESCE(NULLIF(json_extract(message_json, '$.author.display_name'), ''),
-                         author_handle)
-         FROM messages WHERE brand = ?1 AND connector = ?2 AND author_id = ?3
-         ORDER BY created_at DESC, id DESC LIMIT 1",
+        "SELECT m.author_handle,
+                COALESCE(NULLIF(json_extract(m.message_json, '$.author.display_name'), ''),
+                         m.author_handle)
+         FROM message_authors AS a JOIN messages AS m ON m.id = a.message_id
+         WHERE a.brand = ?1 AND a.connector = ?2 AND a.author_id = ?3
+         ORDER BY m.created_at DESC, m.id DESC LIMIT 1",
     )
     .and_then(|mut s| {
         s.query_row(
@@ -215,11 +217,13 @@ fn cases_of_identity(
     connector: &str,
     author_id: &str,
 ) -> Result<Vec<Case>, StorageError> {
+    super::sqlite_indexes::catch_up(conn)?;
     conn.prepare_cached(&format!(
         "SELECT {CASE_COLUMNS} FROM cases WHERE brand = ?1 AND id IN (
-             SELECT case_id FROM messages
-             WHERE brand = ?1 AND connector = ?2 AND author_id = ?3
-               AND direction = 'inbound' AND case_id IS NOT NULL)
+             SELECT m.case_id
+             FROM message_authors AS a JOIN messages AS m ON m.id = a.message_id
+             WHERE a.brand = ?1 AND a.connector = ?2 AND a.author_id = ?3
+               AND m.direction = 'inbound' AND m.case_id IS NOT NULL)
          ORDER BY last_message_at DESC, id DESC"
     ))
     .and_then(|mut s| {
@@ -668,6 +672,8 @@ impl CareStore for SqliteStorage {
         };
         let brand = brand.to_string();
         self.run(move |conn| {
+            // Every committed message is searchable (see sqlite_indexes).
+            super::sqlite_indexes::catch_up(conn)?;
             // Best hit per case: every matching row best first, keeping each
             // case's first until `limit` cases are found. (FTS5's snippet()
             // cannot run under a window function, so the per-case pick is
