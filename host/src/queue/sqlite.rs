@@ -9,6 +9,7 @@
 //! pool with the one connection behind a mutex: SQLite serialises writers
 //! anyway, and a single connection keeps the prepared-statement cache warm.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -693,6 +694,188 @@ impl UpdateRow {
     }
 }
 
+/// The columns [`CaseState::from_row`] reads.
+const CASE_STATE_COLUMNS: &str = "id, status, version, assignee, team, message_count, \
+     first_message_at, last_message_at, author, preview, priority, bucket, reasons, sentiment, \
+     closed_at, waiting_since";
+
+/// A case as a commit's messages leave it (see `CommitWork::write`).
+#[derive(Debug, Clone)]
+pub(super) struct CaseState {
+    pub(super) id: i64,
+    pub(super) status: CaseStatus,
+    pub(super) version: i64,
+    pub(super) assignee: Option<String>,
+    pub(super) team: Option<String>,
+    message_count: i64,
+    first_message_at: TimestampMs,
+    last_message_at: TimestampMs,
+    author: String,
+    preview: String,
+    priority: i64,
+    bucket: String,
+    reasons: String,
+    sentiment: f64,
+    closed_at: Option<TimestampMs>,
+    waiting_since: Option<TimestampMs>,
+    /// Changed since read (or opened): written at the end of the commit.
+    changed: bool,
+    /// Which of the queue indexes' columns changed (each group is SET only
+    /// when it did: SQLite rewrites an index whenever a column of it is SET).
+    raised: bool,
+    waits: bool,
+}
+
+impl CaseState {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(CaseState {
+            id: row.get(0)?,
+            status: row.get(1)?,
+            version: row.get(2)?,
+            assignee: row.get(3)?,
+            team: row.get(4)?,
+            message_count: row.get(5)?,
+            first_message_at: row.get(6)?,
+            last_message_at: row.get(7)?,
+            author: row.get(8)?,
+            preview: row.get(9)?,
+            priority: row.get(10)?,
+            bucket: row.get(11)?,
+            reasons: row.get(12)?,
+            sentiment: row.get(13)?,
+            closed_at: row.get(14)?,
+            waiting_since: row.get(15)?,
+            changed: false,
+            raised: false,
+            waits: false,
+        })
+    }
+
+    /// The case `m` just opened (as `open_case` wrote it).
+    fn opened(id: i64, m: &MessageRow, preview: String) -> Self {
+        let t = &m.triage;
+        CaseState {
+            id,
+            status: CaseStatus::New,
+            version: 0,
+            assignee: None,
+            team: t.team.clone(),
+            message_count: 1,
+            first_message_at: m.created_at,
+            last_message_at: m.created_at,
+            author: m.author_handle.clone(),
+            preview,
+            priority: i64::from(t.priority.unwrap_or(0)),
+            bucket: t.bucket.to_string(),
+            reasons: t.reasons.clone(),
+            sentiment: t.sentiment,
+            closed_at: None,
+            waiting_since: Some(m.created_at),
+            changed: false,
+            raised: false,
+            waits: false,
+        }
+    }
+
+    /// The brand's own answer, or a message triage ignored: part of the
+    /// case, but it reopens nothing.
+    fn add_quietly(&mut self, m: &MessageRow) {
+        self.message_count += 1;
+        self.last_message_at = self.last_message_at.max(m.created_at);
+        self.changed = true;
+    }
+
+    /// A customer's message: the case's first message may turn out to be
+    /// an older one that arrived late; a case the team had put aside
+    /// reopens (to `open` when someone owns it) with the new message's
+    /// priority, an active case takes the higher of both; the customer
+    /// waits from their oldest unanswered message. Returns the status it
+    /// reopened from, if it did.
+    fn add_loudly(&mut self, m: &MessageRow) -> Option<CaseStatus> {
+        let t = &m.triage;
+        self.message_count += 1;
+        self.last_message_at = self.last_message_at.max(m.created_at);
+        if m.created_at < self.first_message_at {
+            self.author = m.author_handle.clone();
+            self.preview = case_preview(&m.text);
+        }
+        self.first_message_at = self.first_message_at.min(m.created_at);
+        if self.team.is_none() {
+            self.team = t.team.clone();
+        }
+        self.version += 1;
+        self.changed = true;
+        let priority = i64::from(t.priority.unwrap_or(0));
+        let put_aside = matches!(self.status, CaseStatus::Pending | CaseStatus::Closed);
+        let reopened_from = put_aside.then_some(self.status);
+        if put_aside || priority > self.priority {
+            self.priority = priority;
+            self.bucket = t.bucket.to_string();
+            self.reasons = t.reasons.clone();
+            self.sentiment = t.sentiment;
+            if self.status == CaseStatus::Closed {
+                self.closed_at = None;
+            }
+            if put_aside {
+                self.status = if self.assignee.is_none() {
+                    CaseStatus::New
+                } else {
+                    CaseStatus::Open
+                };
+            }
+            self.raised = true;
+        }
+        if self.waiting_since.is_none_or(|w| w > m.created_at) {
+            self.waiting_since = Some(m.created_at);
+            self.waits = true;
+        }
+        reopened_from
+    }
+
+    /// Writes what changed, in one statement.
+    fn write(&self, tx: &Transaction<'_>) -> rusqlite::Result<usize> {
+        let mut sql = String::from(
+            "UPDATE cases SET message_count = ?2, last_message_at = ?3, author = ?4,
+                 preview = ?5, first_message_at = ?6, team = ?7, version = ?8",
+        );
+        if self.raised {
+            sql.push_str(
+                ", priority = ?9, bucket = ?10, reasons = ?11, sentiment = ?12,
+                 closed_at = ?13, status = ?14",
+            );
+        }
+        if self.waits {
+            sql.push_str(", waiting_since = ?15");
+        }
+        sql.push_str(" WHERE id = ?1");
+        let mut statement = tx.prepare_cached(&sql)?;
+        // Numbered parameters: a statement takes as many as its highest
+        // number, those it does not use included.
+        let count = statement.parameter_count();
+        let values: [&dyn rusqlite::ToSql; 15] = [
+            &self.id,
+            &self.message_count,
+            &self.last_message_at,
+            &self.author,
+            &self.preview,
+            &self.first_message_at,
+            &self.team,
+            &self.version,
+            &self.priority,
+            &self.bucket,
+            &self.reasons,
+            &self.sentiment,
+            &self.closed_at,
+            &self.status,
+            &self.waiting_since,
+        ];
+        for (i, value) in values.iter().enumerate().take(count) {
+            statement.raw_bind_parameter(i + 1, value)?;
+        }
+        statement.raw_execute()
+    }
+}
+
 /// One [`Storage::commit`], owned so it can run on the blocking pool.
 struct CommitWork {
     owner: ConnectorId,
@@ -766,9 +949,10 @@ impl CommitWork {
         let owner = &self.owner;
         let (brand, connector) = (owner.brand.as_str(), owner.connector.as_str());
         let prepare = |sql: &str| tx.prepare_cached(sql).or_storage("preparing a commit");
-        let mut find_case = prepare(
-            "SELECT id, status FROM cases WHERE brand = ?1 AND connector = ?2 AND thread_id = ?3",
-        )?;
+        let mut find_case = prepare(&format!(
+            "SELECT {CASE_STATE_COLUMNS} FROM cases
+             WHERE brand = ?1 AND connector = ?2 AND thread_id = ?3"
+        ))?;
         // The audit trail records what ingest does to cases too: who
         // opened one (the customer) and who reopened it by writing again.
         let mut case_event = prepare(
@@ -782,51 +966,6 @@ impl CommitWork {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
                      ?17)
              ON CONFLICT (brand, connector, external_id) DO NOTHING",
-        )?;
-        // Inbound activity: the case's first message may turn out to be an
-        // older one that arrived late. SET expressions all see the row as it
-        // was, so each CASE compares with the old values. The queue's
-        // indexes (priority, status, waiting) are only written by the two
-        // statements below, and only when a value really changes: SQLite
-        // rewrites an index whenever one of its columns is SET.
-        let mut touch_case_inbound = prepare(
-            "UPDATE cases SET
-                 message_count    = message_count + 1,
-                 last_message_at  = max(last_message_at, ?2),
-                 author           = CASE WHEN ?2 < first_message_at THEN ?3 ELSE author END,
-                 preview          = CASE WHEN ?2 < first_message_at THEN ?4 ELSE preview END,
-                 first_message_at = min(first_message_at, ?2),
-                 team             = COALESCE(team, ?5),
-                 version          = version + 1
-             WHERE id = ?1",
-        )?;
-        // A customer writing again reopens a case the team had put aside (to
-        // `open` when someone owns it) with the new message's priority; an
-        // active case takes the higher of both.
-        let mut raise_case = prepare(
-            "UPDATE cases SET
-                 priority  = ?2,
-                 bucket    = ?3,
-                 reasons   = ?4,
-                 sentiment = ?5,
-                 closed_at = CASE WHEN status = 'closed' THEN NULL ELSE closed_at END,
-                 status    = CASE WHEN status IN ('pending', 'closed')
-                                  THEN CASE WHEN assignee IS NULL THEN 'new' ELSE 'open' END
-                                  ELSE status END
-             WHERE id = ?1 AND (status IN ('pending', 'closed') OR ?2 > priority)",
-        )?;
-        // The customer waits from their oldest unanswered message.
-        let mut start_waiting = prepare(
-            "UPDATE cases SET waiting_since = ?2
-             WHERE id = ?1 AND (waiting_since IS NULL OR waiting_since > ?2)",
-        )?;
-        // The brand's own answers (and messages triage ignored) are part of
-        // the case but do not reopen it.
-        let mut touch_case_quietly = prepare(
-            "UPDATE cases SET
-                 message_count   = message_count + 1,
-                 last_message_at = max(last_message_at, ?2)
-             WHERE id = ?1",
         )?;
         let mut open_case = prepare(
             "INSERT INTO cases (brand, connector, channel, thread_id, status, message_count,
@@ -843,6 +982,11 @@ impl CommitWork {
 
         let mut outcome = CommitOutcome::default();
         let received_at = now_ms();
+        // The batch's cases, as its messages leave them: read once, changed
+        // in memory message by message exactly as one UPDATE per message
+        // would, written once at the end (a case's row and its queue
+        // indexes are rewritten once per commit, not once per message).
+        let mut cases: HashMap<String, CaseState> = HashMap::new();
         let total = self.messages.len();
         for (index, m) in self.messages.iter().enumerate() {
             let what = format_args!(
@@ -851,16 +995,18 @@ impl CommitWork {
                 index + 1
             );
             let t = &m.triage;
-            let found: Option<(i64, CaseStatus)> = find_case
-                .query_row(params![brand, connector, m.thread_id], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
-                .optional()
-                .or_storage(what)?;
+            if !cases.contains_key(&m.thread_id)
+                && let Some(found) = find_case
+                    .query_row(params![brand, connector, m.thread_id], CaseState::from_row)
+                    .optional()
+                    .or_storage(what)?
+            {
+                cases.insert(m.thread_id.clone(), found);
+            }
             let quiet = m.direction == Direction::Outbound || t.ignore;
             // A thread's first message that counts opens its case, unless
             // it was stored before.
-            let opened = if found.is_none() && !quiet {
+            let opened = if !cases.contains_key(&m.thread_id) && !quiet {
                 if is_stored
                     .exists(params![brand, connector, m.external_id])
                     .or_storage(what)?
@@ -868,6 +1014,7 @@ impl CommitWork {
                     outcome.duplicates += 1;
                     continue;
                 }
+                let preview = case_preview(&m.text);
                 open_case
                     .execute(params![
                         brand,
@@ -876,7 +1023,7 @@ impl CommitWork {
                         m.thread_id,
                         m.created_at,
                         m.author_handle,
-                        case_preview(&m.text),
+                        preview,
                         t.priority.unwrap_or(0),
                         t.bucket,
                         t.reasons,
@@ -903,10 +1050,12 @@ impl CommitWork {
                         detail.to_string(),
                     ])
                     .or_storage(what)?;
+                cases.insert(m.thread_id.clone(), CaseState::opened(case_id, m, preview));
                 Some(case_id)
             } else {
                 None
             };
+            let case_id = cases.get(&m.thread_id).map(|c| c.id);
             let inserted = insert_message
                 .execute(params![
                     brand,
@@ -914,7 +1063,7 @@ impl CommitWork {
                     self.channel,
                     m.external_id,
                     m.thread_id,
-                    found.map(|(id, _)| id).or(opened),
+                    case_id,
                     direction_name(m.direction),
                     m.kind,
                     m.created_at,
@@ -942,16 +1091,22 @@ impl CommitWork {
             if t.ignore {
                 outcome.ignored += 1;
             }
-            match (found, quiet) {
-                (Some((case_id, status)), false) => {
-                    if matches!(status, CaseStatus::Pending | CaseStatus::Closed) {
+            let mut reopened = false;
+            if opened.is_none()
+                && let Some(case) = cases.get_mut(&m.thread_id)
+            {
+                if quiet {
+                    case.add_quietly(m);
+                } else {
+                    if let Some(from) = case.add_loudly(m) {
+                        reopened = true;
                         let detail = serde_json::json!({
-                            "from": status,
+                            "from": from,
                             "message": m.external_id,
                         });
                         case_event
                             .execute(params![
-                                case_id,
+                                case.id,
                                 brand,
                                 received_at,
                                 m.author_handle,
@@ -961,49 +1116,17 @@ impl CommitWork {
                             ])
                             .or_storage(what)?;
                     }
-                    touch_case_inbound
-                        .execute(params![
-                            case_id,
-                            m.created_at,
-                            m.author_handle,
-                            case_preview(&m.text),
-                            t.team,
-                        ])
-                        .or_storage(what)?;
-                    raise_case
-                        .execute(params![
-                            case_id,
-                            t.priority.unwrap_or(0),
-                            t.bucket,
-                            t.reasons,
-                            t.sentiment,
-                        ])
-                        .or_storage(what)?;
-                    start_waiting
-                        .execute(params![case_id, m.created_at])
-                        .or_storage(what)?;
                 }
-                (Some((case_id, _)), true) => {
-                    touch_case_quietly
-                        .execute(params![case_id, m.created_at])
-                        .or_storage(what)?;
-                }
-                (None, _) => {}
             }
             // --- NATS outbox (queue::outbox): only when it is on. ---
             if let Some(events) = &self.outbox {
-                let case_id = found.map(|(id, _)| id).or(opened);
-                let reopened =
-                    matches!(found, Some((_, CaseStatus::Pending | CaseStatus::Closed))) && !quiet;
-                events.message_stored(
-                    tx,
-                    index,
-                    case_id,
-                    opened.is_some(),
-                    reopened,
-                    received_at,
-                )?;
+                let case = cases.get(&m.thread_id);
+                events.message_stored(tx, index, case, opened.is_some(), reopened, received_at)?;
             }
+        }
+        for case in cases.values().filter(|c| c.changed) {
+            case.write(tx)
+                .or_storage(format_args!("updating case {} of {owner}", case.id))?;
         }
         // The search and author indexes follow in bulk (sqlite_indexes).
 
@@ -1571,6 +1694,154 @@ pub(super) mod tests {
         search_input_is_never_syntax,
         tokens_create_list_revoke,
     );
+
+    /// A batch with several messages per case leaves every case exactly
+    /// as committing its messages one by one does (the commit folds a
+    /// batch's messages into each case in memory and writes it once).
+    #[tokio::test]
+    async fn one_batch_and_message_by_message_leave_the_same_cases() {
+        use crate::care::{Case, NewEvent};
+        use crate::queue::MessageTriage;
+        use crate::triage::{Bucket, Reason};
+
+        fn triage(score: u8, bucket: Bucket, team: Option<&str>, ignore: bool) -> MessageTriage {
+            MessageTriage {
+                ignore,
+                score,
+                bucket,
+                reasons: vec![Reason {
+                    points: i32::from(score),
+                    text: format!("scored {score}"),
+                }],
+                team: team.map(str::to_string),
+                sentiment: -f64::from(score) / 100.0,
+            }
+        }
+        fn msg(id: &str, thread: &str, at: i64, outbound: bool) -> Message {
+            let mut m = message(id);
+            m.thread_id = thread.to_string();
+            m.text = format!("bericht {id}");
+            m.author.handle = format!("klant_{id}");
+            m.created_at = 1_736_154_000_000 + at;
+            if outbound {
+                m.direction = Direction::Outbound;
+            }
+            m
+        }
+        async fn ingest(storage: &SqliteStorage, messages: &[Message], triage: &[MessageTriage]) {
+            let batch = IngestBatch {
+                channel: "twitter",
+                messages,
+                triage,
+                updates: &[],
+                next_cursor: None,
+            };
+            storage.commit(&owner(), batch).await.unwrap();
+        }
+        async fn put_aside(
+            storage: &SqliteStorage,
+            id: i64,
+            status: CaseStatus,
+            who: Option<&str>,
+        ) {
+            let care = storage.care().unwrap();
+            let case = care.case("acme", id).await.unwrap().unwrap();
+            let mut next = case.clone();
+            next.status = status;
+            next.assignee = who.map(str::to_string);
+            next.waiting_since = None;
+            next.closed_at = (status == CaseStatus::Closed).then_some(case.last_message_at);
+            next.version += 1;
+            let event = NewEvent {
+                at: 0,
+                actor: "suite".to_string(),
+                kind: "set",
+                channel: None,
+                detail: serde_json::json!({}),
+            };
+            assert!(care.write_case(&next, case.version, &event).await.unwrap());
+        }
+
+        let first = [msg("a1", "a", 0, false), msg("b1", "b", 10, false)];
+        let first_triage = [
+            triage(30, Bucket::Normal, None, false),
+            triage(20, Bucket::Low, None, false),
+        ];
+        let then = [
+            msg("a2", "a", 100, false),
+            msg("b2", "b", 5, false),
+            msg("a3", "a", 110, true),
+            msg("b3", "b", 120, false),
+            msg("a4", "a", 130, false),
+            msg("c1", "c", 140, false),
+            msg("c0", "c", 1, false),
+            msg("c2", "c", 150, true),
+            msg("b4", "b", 160, false),
+        ];
+        let then_triage = [
+            triage(10, Bucket::Low, Some("care"), false),
+            triage(80, Bucket::Urgent, Some("billing"), false),
+            MessageTriage::untriaged(),
+            triage(95, Bucket::Urgent, None, true),
+            triage(60, Bucket::High, None, false),
+            triage(40, Bucket::Normal, Some("care"), false),
+            triage(70, Bucket::High, None, false),
+            MessageTriage::untriaged(),
+            triage(85, Bucket::Urgent, None, false),
+        ];
+        let mut results: Vec<(Vec<Case>, Vec<Vec<(String, String, serde_json::Value)>>)> =
+            Vec::new();
+        for one_by_one in [false, true] {
+            let storage = SqliteStorage::in_memory().unwrap();
+            ingest(&storage, &first, &first_triage).await;
+            put_aside(&storage, 1, CaseStatus::Pending, Some("anna")).await;
+            put_aside(&storage, 2, CaseStatus::Closed, None).await;
+            if one_by_one {
+                for (m, t) in then.iter().zip(&then_triage) {
+                    ingest(&storage, std::slice::from_ref(m), std::slice::from_ref(t)).await;
+                }
+            } else {
+                ingest(&storage, &then, &then_triage).await;
+            }
+            let care = storage.care().unwrap();
+            let mut cases = Vec::new();
+            let mut events = Vec::new();
+            for id in 1..=3 {
+                cases.push(care.case("acme", id).await.unwrap().unwrap());
+                events.push(
+                    care.case_events("acme", id)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|e| (e.actor, e.kind, e.detail))
+                        .collect(),
+                );
+            }
+            results.push((cases, events));
+        }
+        let (batch, single) = (&results[0], &results[1]);
+        assert_eq!(batch.0, single.0, "the cases");
+        assert_eq!(batch.1, single.1, "the cases' events");
+        // And what that is: a reopened, raised by a4, waiting since a2;
+        // b reopened by b2 (older than b1: it becomes the first message),
+        // b3 ignored, b4 raises; c opened by c1, then c0 is its first.
+        let [a, b, c] = [&batch.0[0], &batch.0[1], &batch.0[2]];
+        assert_eq!(
+            (a.status, a.priority, a.message_count, a.team.as_deref()),
+            (CaseStatus::Open, 60, 4, Some("care"))
+        );
+        assert_eq!(a.waiting_since, Some(1_736_154_000_100));
+        assert_eq!(
+            (b.status, b.priority, b.message_count, b.author.as_str()),
+            (CaseStatus::New, 85, 4, "klant_b2")
+        );
+        assert_eq!(b.closed_at, None);
+        assert_eq!(
+            (c.status, c.priority, c.message_count, c.author.as_str()),
+            (CaseStatus::New, 70, 3, "klant_c0")
+        );
+        assert_eq!(c.version, 1, "two loud messages: opened, then one more");
+    }
 
     #[tokio::test]
     async fn outbox_follows_every_case_change() {

@@ -14,8 +14,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::outbox::{
     CaseChange, CaseRef, MessageRef, Outbox, OutboxEntry, OutboxRow, PublisherLease, SoleHost,
 };
-use super::sqlite::{OrStorage, SqliteStorage, lock};
-use super::{CaseStatus, IngestBatch, StorageError};
+use super::sqlite::{CaseState, OrStorage, SqliteStorage, lock};
+use super::{IngestBatch, StorageError};
 use crate::capabilities::ConnectorId;
 use crate::model::{Message, MessageUpdate, TimestampMs};
 
@@ -70,13 +70,14 @@ impl CommitEvents {
         }
     }
 
-    /// Message `index` of the batch was stored (in `case_id`, which it
-    /// `opened` or `reopened`): the case event first, then the message.
+    /// Message `index` of the batch was stored (in `case`, as the message
+    /// left it, which it `opened` or `reopened`): the case event first,
+    /// then the message.
     pub(super) fn message_stored(
         &self,
         tx: &Connection,
         index: usize,
-        case_id: Option<i64>,
+        case: Option<&CaseState>,
         opened: bool,
         reopened: bool,
         at: TimestampMs,
@@ -84,38 +85,29 @@ impl CommitEvents {
         let Some(message) = self.messages.get(index) else {
             return Ok(());
         };
-        if let (Some(case_id), true) = (case_id, opened || reopened) {
-            let case = CaseRef {
+        if let (Some(case), true) = (case, opened || reopened) {
+            let at_case = CaseRef {
                 brand: &self.brand,
                 connector: &self.connector,
                 channel: &self.channel,
-                case_id,
+                case_id: case.id,
             };
-            let (status, version, assignee, team) = tx
-                .prepare_cached("SELECT status, version, assignee, team FROM cases WHERE id = ?1")
-                .and_then(|mut s| {
-                    s.query_row(params![case_id], |row| {
-                        Ok((
-                            row.get::<_, CaseStatus>(0)?,
-                            row.get::<_, i64>(1)?,
-                            row.get::<_, Option<String>>(2)?,
-                            row.get::<_, Option<String>>(3)?,
-                        ))
-                    })
-                })
-                .or_storage(format_args!("reading case {case_id} for its outbox event"))?;
             let change = CaseChange {
                 change: if opened { "opened" } else { "reopened" },
-                status,
-                version,
-                assignee: assignee.as_deref(),
-                team: team.as_deref(),
+                status: case.status,
+                version: case.version,
+                assignee: case.assignee.as_deref(),
+                team: case.team.as_deref(),
                 actor: &message.author.handle,
                 at,
             };
-            insert(tx, &OutboxEntry::case(case, change)?, at)?;
+            insert(tx, &OutboxEntry::case(at_case, change)?, at)?;
         }
-        insert(tx, &OutboxEntry::message(self.at(case_id), message)?, at)
+        insert(
+            tx,
+            &OutboxEntry::message(self.at(case.map(|c| c.id)), message)?,
+            at,
+        )
     }
 
     /// Update `index` of the batch changed a stored message: edits and
