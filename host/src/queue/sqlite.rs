@@ -1789,8 +1789,9 @@ pub(super) mod tests {
             MessageTriage::untriaged(),
             triage(85, Bucket::Urgent, None, false),
         ];
-        let mut results: Vec<(Vec<Case>, Vec<Vec<(String, String, serde_json::Value)>>)> =
-            Vec::new();
+        /// Per case: its events' actor, kind and detail.
+        type Events = Vec<Vec<(String, String, serde_json::Value)>>;
+        let mut results: Vec<(Vec<Case>, Events)> = Vec::new();
         for one_by_one in [false, true] {
             let storage = SqliteStorage::in_memory().unwrap();
             ingest(&storage, &first, &first_triage).await;
