@@ -12,9 +12,11 @@
 //! 2. commit: messages/s of `Storage::commit` alone, 100-message batches
 //!    (new threads of four, so cases are opened too), one connector
 //!    committing after the other and four at once, SQLite and PostgreSQL;
-//! 3. startup: `webcare run` with four connectors, component cache warm, from
+//! 3. search: the first search after the largest index backlog a commit
+//!    leaves (SQLite), and the next;
+//! 4. startup: `webcare run` with four connectors, component cache warm, from
 //!    spawn to the first completed poll of all four;
-//! 4. memory: resident set of `webcare run` with 1 000 enabled, idle
+//! 5. memory: resident set of `webcare run` with 1 000 enabled, idle
 //!    connectors (250 brands × 4).
 
 #[allow(dead_code)]
@@ -400,6 +402,44 @@ async fn memory(plugin: &Path) {
     println!("memory: 1 000 enabled idle connectors (250 brands × 4), all polled once: {rss}");
 }
 
+/// What a search pays for the indexes' lag (SQLite: they follow in bulk,
+/// and a read brings them up to date first): the first search after the
+/// largest backlog a commit leaves (one message short of the catch-up
+/// mark), then the next one.
+async fn search_after_backlog() {
+    const BACKLOG: usize = 16_383;
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStorage::open(&dir.path().join("q.db")).unwrap();
+    let owner = ConnectorId {
+        brand: "acme".into(),
+        connector: "feed-0".into(),
+    };
+    let messages = bench_messages(0, BACKLOG);
+    for chunk in messages.chunks(1000) {
+        let batch = IngestBatch {
+            channel: "feed",
+            messages: chunk,
+            triage: &[],
+            updates: &[],
+            next_cursor: None,
+        };
+        sqlite.commit(&owner, batch).await.unwrap();
+    }
+    let care = sqlite.care().unwrap();
+    for what in [
+        "first search (indexes 16 383 waiting messages)",
+        "next search",
+    ] {
+        let start = Instant::now();
+        let hits = care.search("acme", "bestelling", 20).await.unwrap();
+        assert_eq!(hits.len(), 20);
+        println!(
+            "search: {what}: {:.1} ms (SQLite)",
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
+}
+
 fn main() {
     let plugin = plugins::plugin_path("template_connector");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -433,6 +473,9 @@ fn main() {
                     commit(pg, "PostgreSQL, pool of 8", connectors).await;
                 }
             }
+        }
+        if wanted("search") {
+            search_after_backlog().await;
         }
         if wanted("startup") {
             startup(&plugin).await;
