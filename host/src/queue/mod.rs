@@ -135,39 +135,6 @@ impl PreparedBatch {
     }
 }
 
-/// A batch owned, for backends that prepare nothing ahead
-/// ([`Storage::prepare`]'s default).
-#[derive(Debug, Clone)]
-pub struct OwnedBatch {
-    pub channel: String,
-    pub messages: Vec<Message>,
-    pub triage: Vec<MessageTriage>,
-    pub updates: Vec<MessageUpdate>,
-    pub next_cursor: Option<String>,
-}
-
-impl OwnedBatch {
-    pub fn of(batch: IngestBatch<'_>) -> Self {
-        OwnedBatch {
-            channel: batch.channel.to_string(),
-            messages: batch.messages.to_vec(),
-            triage: batch.triage.to_vec(),
-            updates: batch.updates.to_vec(),
-            next_cursor: batch.next_cursor.map(str::to_string),
-        }
-    }
-
-    pub fn as_batch(&self) -> IngestBatch<'_> {
-        IngestBatch {
-            channel: &self.channel,
-            messages: &self.messages,
-            triage: &self.triage,
-            updates: &self.updates,
-            next_cursor: self.next_cursor.as_deref(),
-        }
-    }
-}
-
 /// What the queue keeps of a message's triage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageTriage {
@@ -366,12 +333,16 @@ fn kind_name(kind: crate::model::MessageKind) -> &'static str {
 /// A care-queue backend.
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
-    /// Stores a batch and its cursor in one transaction (see module docs).
+    /// Stores a batch and its cursor in one transaction (see module docs):
+    /// [`Storage::prepare`], then [`Storage::commit_prepared`].
     async fn commit(
         &self,
         owner: &ConnectorId,
         batch: IngestBatch<'_>,
-    ) -> Result<CommitOutcome, StorageError>;
+    ) -> Result<CommitOutcome, StorageError> {
+        let prepared = self.prepare(owner, batch)?;
+        self.commit_prepared(prepared).await
+    }
 
     /// [`Storage::commit`] in two steps: this one does the work that needs
     /// no database (checking the batch, building and serialising its rows),
@@ -382,20 +353,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
         &self,
         owner: &ConnectorId,
         batch: IngestBatch<'_>,
-    ) -> Result<PreparedBatch, StorageError> {
-        batch.check()?;
-        Ok(PreparedBatch::new(owner, OwnedBatch::of(batch)))
-    }
+    ) -> Result<PreparedBatch, StorageError>;
 
     /// Writes a batch [`Storage::prepare`] made ready, exactly as
     /// [`Storage::commit`] would have written it.
-    async fn commit_prepared(
-        &self,
-        prepared: PreparedBatch,
-    ) -> Result<CommitOutcome, StorageError> {
-        let (owner, batch) = prepared.into_work::<OwnedBatch>()?;
-        self.commit(&owner, batch.as_batch()).await
-    }
+    async fn commit_prepared(&self, prepared: PreparedBatch)
+    -> Result<CommitOutcome, StorageError>;
 
     /// The committed cursor of a connector; `None` before its first commit.
     async fn cursor(&self, owner: &ConnectorId) -> Result<Option<String>, StorageError>;

@@ -1858,15 +1858,6 @@ pub(super) fn stored_message(row: &Row, what: &str) -> Result<StoredMessage, Sto
 
 #[async_trait::async_trait]
 impl Storage for PostgresStorage {
-    async fn commit(
-        &self,
-        owner: &ConnectorId,
-        batch: IngestBatch<'_>,
-    ) -> Result<CommitOutcome, StorageError> {
-        let prepared = self.prepare(owner, batch)?;
-        self.commit_prepared(prepared).await
-    }
-
     fn prepare(
         &self,
         owner: &ConnectorId,

@@ -1251,15 +1251,6 @@ fn case_from_row(row: &Row<'_>) -> rusqlite::Result<CaseSummary> {
 
 #[async_trait::async_trait]
 impl Storage for SqliteStorage {
-    async fn commit(
-        &self,
-        owner: &ConnectorId,
-        batch: IngestBatch<'_>,
-    ) -> Result<CommitOutcome, StorageError> {
-        let prepared = self.prepare(owner, batch)?;
-        self.commit_prepared(prepared).await
-    }
-
     fn prepare(
         &self,
         owner: &ConnectorId,
