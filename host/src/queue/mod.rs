@@ -34,6 +34,7 @@ mod postgres_search;
 pub mod postgres_tls;
 pub mod sqlite;
 mod sqlite_care;
+mod sqlite_checkpoint;
 mod sqlite_indexes;
 pub mod sqlite_outbox;
 pub mod suite;

@@ -21,6 +21,7 @@ use rusqlite::{
     params_from_iter,
 };
 
+use super::sqlite_checkpoint::Checkpointer;
 use super::{
     CaseFilter, CaseStatus, CaseSummary, ChannelCount, CommitOutcome, IngestBatch, Lease,
     MessageTriage, Storage, StorageError, StoredMessage, case_preview,
@@ -318,6 +319,9 @@ pub struct SqliteStorage {
     /// Set when opened with the outbox on: woken after commits that wrote
     /// outbox rows.
     pub(super) outbox: Option<Arc<tokio::sync::Notify>>,
+    /// Checkpoints the WAL off the writer's thread (file databases only;
+    /// see `queue::sqlite_checkpoint`).
+    checkpointer: Option<Arc<Checkpointer>>,
 }
 
 impl fmt::Debug for SqliteStorage {
@@ -348,30 +352,25 @@ impl SqliteStorage {
         }
         let location = path.display().to_string();
         let conn = Connection::open(path).or_storage(format_args!("opening {location}"))?;
-        Self::setup(conn, location, options, true)
+        Self::setup(conn, location, options, Some(path))
     }
 
     /// A private, empty queue that vanishes when dropped: for tests.
     pub fn in_memory() -> Result<Self, StorageError> {
         let conn = Connection::open_in_memory().or_storage("opening an in-memory database")?;
-        Self::setup(
-            conn,
-            ":memory:".to_string(),
-            SqliteOptions::default(),
-            false,
-        )
+        Self::setup(conn, ":memory:".to_string(), SqliteOptions::default(), None)
     }
 
     fn setup(
         mut conn: Connection,
         location: String,
         options: SqliteOptions,
-        wal: bool,
+        file: Option<&Path>,
     ) -> Result<Self, StorageError> {
         conn.busy_timeout(BUSY_TIMEOUT)
             .or_storage(format_args!("configuring {location}"))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        if wal {
+        if file.is_some() {
             // WAL lets readers (`webcare queue list` next to a running
             // host) work while the host writes, and makes NORMAL
             // synchronisation crash-safe (see `SqliteOptions`).
@@ -400,10 +399,25 @@ impl SqliteStorage {
         conn.pragma_update(None, "cache_size", -CACHE_KIB)
             .or_storage(format_args!("configuring {location}"))?;
         migrate(&mut conn, &location)?;
+        let checkpointer = match file {
+            Some(path) => {
+                let checkpointer = Checkpointer::start(path, &location).map_err(|e| {
+                    StorageError::Unavailable(format!(
+                        "cannot start the WAL checkpointer for {location}: {e}"
+                    ))
+                })?;
+                // Only now: without a checkpointer the WAL would grow forever.
+                conn.pragma_update(None, "wal_autocheckpoint", 0)
+                    .or_storage(format_args!("configuring {location}"))?;
+                Some(checkpointer)
+            }
+            None => None,
+        };
         Ok(SqliteStorage {
             conn: Arc::new(Mutex::new(conn)),
             location: location.into(),
             outbox: options.outbox.then(|| Arc::new(tokio::sync::Notify::new())),
+            checkpointer: checkpointer.map(Arc::new),
         })
     }
 
@@ -415,9 +429,16 @@ impl SqliteStorage {
         F: FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
     {
         let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || op(&mut lock(&conn)))
-            .await
-            .map_err(|e| StorageError::Unavailable(format!("storage task failed: {e}")))?
+        let checkpointer = self.checkpointer.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = op(&mut lock(&conn));
+            if let Some(checkpointer) = checkpointer {
+                checkpointer.written();
+            }
+            result
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("storage task failed: {e}")))?
     }
 }
 

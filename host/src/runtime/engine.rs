@@ -93,7 +93,28 @@ fn base_config(settings: &EngineSettings) -> Config {
         Interruption::Epoch => config.epoch_interruption(true),
         Interruption::Fuel => config.consume_fuel(true),
     };
+    if let Some(profiler) = profiler_from_env() {
+        config.profiler(profiler);
+    }
     config
+}
+
+/// `WEBCARE_PLUGIN_PROFILER=perfmap` writes `/tmp/perf-<pid>.map`, so that
+/// `perf report` names plugin functions instead of bare addresses. An
+/// environment variable rather than a setting: it is for a profiling
+/// session, never for a deployment. (jitdump would need wasmtime's
+/// `profiling` feature and its dependencies; perfmap needs nothing.)
+fn profiler_from_env() -> Option<wasmtime::ProfilingStrategy> {
+    match std::env::var("WEBCARE_PLUGIN_PROFILER").ok()?.as_str() {
+        "perfmap" => Some(wasmtime::ProfilingStrategy::PerfMap),
+        other => {
+            tracing::warn!(
+                value = other,
+                "WEBCARE_PLUGIN_PROFILER must be `perfmap`; ignored"
+            );
+            None
+        }
+    }
 }
 
 /// Which allocator the engine ended up with, for logs and `inspect`.
