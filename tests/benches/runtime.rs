@@ -20,6 +20,12 @@ use webcare::runtime::{
 };
 use webcare_tests::plugins::plugin_path;
 
+/// The allocator the `webcare` binary runs with (host/src/main.rs), so the
+/// host's side of every call (lifting strings, building records) is
+/// measured as it runs in production. The native side uses it too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn runtime(interruption: Interruption) -> Runtime {
     Runtime::new(RuntimeConfig {
         engine: EngineSettings {
