@@ -9,6 +9,9 @@
 #[allow(dead_code)]
 #[path = "../../tests/src/fake_api.rs"]
 mod fake_api;
+#[allow(dead_code)]
+#[path = "../../tests/src/fake_feed.rs"]
+mod fake_feed;
 #[path = "../../tests/src/host_process.rs"]
 mod host_process;
 #[allow(dead_code)]
@@ -18,20 +21,13 @@ mod plugins;
 #[path = "../../tests/src/postgres_db.rs"]
 mod postgres_db;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::routing::get;
 use fake_api::FakeApi;
 use host_process::KillOnDrop;
 use postgres_db::TestDatabase;
-use serde_json::json;
 use webcare::queue::Storage;
 use webcare::queue::postgres::{PostgresOptions, PostgresStorage};
 
@@ -41,43 +37,12 @@ const PAGES: usize = 10;
 
 /// Connector `c`'s backlog, rendered before the clock starts.
 async fn backlog(c: usize) -> FakeApi {
-    let pages: Vec<Bytes> = (0..PAGES)
-        .map(|p| {
-            let data: Vec<_> = (0..PAGE)
-                .map(|i| {
-                    let n = p * PAGE + i;
-                    json!({"id": format!("c{c}-{n}"), "conversation_id": format!("c{c}-t{}", n / 4),
-                           "type": "mention", "to_brand": true,
-                           "author": {"id": format!("u{}", n % 997), "username": format!("klant{}", n % 997)},
-                           "text": format!("Mijn bestelling {n} is nog niet binnen, kunnen jullie helpen?"),
-                           "lang": "nl", "created_at": "2026-11-24T08:00:00Z"})
-                })
-                .collect();
-            let next = ((p + 1) * PAGE).to_string();
-            Bytes::from(
-                serde_json::to_vec(&json!({"data": data, "next": next, "has_more": p + 1 < PAGES}))
-                    .unwrap(),
-            )
-        })
-        .collect();
-    let empty = Bytes::from_static(br#"{"data":[],"next":null,"has_more":false}"#);
-    let state = Arc::new((pages, empty));
-    async fn serve(
-        State(s): State<Arc<(Vec<Bytes>, Bytes)>>,
-        Query(q): Query<BTreeMap<String, String>>,
-    ) -> ([(&'static str, &'static str); 1], Bytes) {
-        let after: usize = q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
-        let body =
-            s.0.get(after / PAGE)
-                .cloned()
-                .unwrap_or_else(|| s.1.clone());
-        ([("content-type", "application/json")], body)
-    }
-    FakeApi::start(
-        Router::new()
-            .route("/v1/messages", get(serve))
-            .with_state(state),
-    )
+    FakeApi::start(fake_feed::backlog_router(
+        &format!("c{c}-"),
+        PAGES * PAGE,
+        4,
+        Duration::ZERO,
+    ))
     .await
 }
 

@@ -22,6 +22,9 @@
 #[allow(dead_code)]
 #[path = "../../tests/src/fake_api.rs"]
 mod fake_api;
+#[allow(dead_code)]
+#[path = "../../tests/src/fake_feed.rs"]
+mod fake_feed;
 #[path = "../../tests/src/host_process.rs"]
 mod host_process;
 #[allow(dead_code)]
@@ -37,14 +40,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::routing::get;
-use fake_api::FakeApi;
+use fake_api::{FakeApi, free_port};
 use host_process::KillOnDrop;
 use postgres_db::TestDatabase;
-use serde_json::{Value, json};
+
 use webcare::capabilities::{AllowList, ConnectorId, Secret};
 use webcare::model::{Author, Direction, Engagement, Message, MessageKind, Visibility};
 use webcare::queue::postgres::{PostgresOptions, PostgresStorage};
@@ -60,38 +59,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const TOKEN: &str = "bench-token-0123";
 
-/// Pre-rendered pages of `page` messages, `pages` of them, then empty.
+/// `pages` pages of `page` messages, in threads of four, then empty.
 async fn feed(pages: usize, page: usize) -> FakeApi {
-    let rendered: Vec<Bytes> = (0..pages)
-        .map(|p| {
-            let data: Vec<Value> = (0..page)
-                .map(|i| {
-                    let n = p * page + i;
-                    json!({"id": format!("m{n}"), "conversation_id": format!("t{}", n / 4), "type": "mention", "to_brand": true,
-                           "author": {"id": format!("u{}", n % 997), "username": format!("klant{}", n % 997), "name": "Klant", "followers": n % 5000},
-                           "text": format!("Mijn bestelling {n} is nog niet binnen 📦 kunnen jullie helpen?"), "lang": "nl",
-                           "created_at": "2026-11-24T08:00:00Z", "url": format!("https://feed.example/m/{n}")})
-                })
-                .collect();
-            let next = ((p + 1) * page).to_string();
-            Bytes::from(serde_json::to_vec(&json!({"data": data, "next": next, "has_more": p + 1 < pages})).unwrap())
-        })
-        .collect();
-    let empty = Bytes::from_static(br#"{"data":[],"next":null,"has_more":false}"#);
-    let state = Arc::new((rendered, empty, page));
-    async fn serve(
-        State(s): State<Arc<(Vec<Bytes>, Bytes, usize)>>,
-        Query(q): Query<BTreeMap<String, String>>,
-    ) -> ([(&'static str, &'static str); 1], Bytes) {
-        let after: usize = q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
-        let body = s.0.get(after / s.2).cloned().unwrap_or_else(|| s.1.clone());
-        ([("content-type", "application/json")], body)
-    }
-    FakeApi::start(
-        Router::new()
-            .route("/v1/messages", get(serve))
-            .with_state(state),
-    )
+    FakeApi::start(fake_feed::backlog_router(
+        "",
+        pages * page,
+        4,
+        Duration::ZERO,
+    ))
     .await
 }
 
@@ -316,14 +291,6 @@ fn spawn(config: &Path, listen_port: u16) -> KillOnDrop {
             .spawn()
             .unwrap(),
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Connectors that completed at least one poll, per `/metrics`.

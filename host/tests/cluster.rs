@@ -12,6 +12,9 @@
 #[allow(dead_code)]
 #[path = "../../tests/src/fake_api.rs"]
 mod fake_api;
+#[allow(dead_code)]
+#[path = "../../tests/src/fake_feed.rs"]
+mod fake_feed;
 #[path = "../../tests/src/host_process.rs"]
 mod host_process;
 #[allow(dead_code)]
@@ -21,16 +24,12 @@ mod plugins;
 #[path = "../../tests/src/postgres_db.rs"]
 mod postgres_db;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::Router;
-use axum::extract::Query;
-use axum::routing::get;
-use fake_api::FakeApi;
+use fake_api::{FakeApi, free_port};
 use host_process::KillOnDrop;
 use postgres_db::TestDatabase;
 use serde_json::{Value, json};
@@ -47,44 +46,15 @@ const PAGE_DELAY: Duration = Duration::from_millis(60);
 const HOSTS: usize = 3;
 const WEBHOOKS: usize = 90;
 
-/// A channel with `BACKLOG` messages for connector `c`.
+/// A channel with `BACKLOG` messages for connector `c`, in threads of five.
 async fn backlog(c: usize) -> FakeApi {
-    FakeApi::start(Router::new().route(
-        "/v1/messages",
-        get(
-            move |Query(q): Query<BTreeMap<String, String>>| async move {
-                tokio::time::sleep(PAGE_DELAY).await;
-                let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(PAGE);
-                let start: usize = q
-                    .get("after")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0usize)
-                    .min(BACKLOG);
-                let end = (start + limit).min(BACKLOG);
-                let data: Vec<Value> = (start..end)
-                    .map(|i| {
-                        json!({
-                            "id": format!("c{c}-{i}"), "conversation_id": format!("c{c}-t{}", i / 5),
-                            "type": "mention", "to_brand": true,
-                            "author": {"id": format!("u{i}"), "username": format!("klant{i}")},
-                            "text": format!("bericht {i} van kanaal {c}"),
-                            "created_at": "2026-11-24T08:00:00Z"
-                        })
-                    })
-                    .collect();
-                Json(json!({"data": data, "next": end.to_string(), "has_more": end < BACKLOG}))
-            },
-        ),
+    FakeApi::start(fake_feed::backlog_router(
+        &format!("c{c}-"),
+        BACKLOG,
+        5,
+        PAGE_DELAY,
     ))
     .await
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The config of host `h`: every connector (each host could poll any),

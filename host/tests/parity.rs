@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fake_api::FakeApi;
+use fake_api::{FakeApi, free_port};
 use hmac::{Hmac, Mac};
 use host_process::KillOnDrop;
 use serde_json::Value;
@@ -162,14 +162,6 @@ fn messages(lines: Vec<Value>) -> Vec<Value> {
         .into_iter()
         .filter(|l| l.get("external_id").is_some())
         .collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn write_config(dir: &Path, port: u16, connectors: &[Connector]) -> PathBuf {

@@ -9,6 +9,9 @@
 #[allow(dead_code)]
 #[path = "../../tests/src/fake_api.rs"]
 mod fake_api;
+#[allow(dead_code)]
+#[path = "../../tests/src/fake_feed.rs"]
+mod fake_feed;
 #[path = "../../tests/src/host_process.rs"]
 mod host_process;
 #[allow(dead_code)]
@@ -18,20 +21,15 @@ mod plugins;
 #[path = "../../tests/src/postgres_db.rs"]
 mod postgres_db;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::Router;
-use axum::extract::Query;
-use axum::routing::get;
-use fake_api::FakeApi;
+use fake_api::{FakeApi, free_port};
 use host_process::KillOnDrop;
 use postgres_db::TestDatabase;
-use serde_json::{Value, json};
 use webcare::capabilities::{ConnectorId, StateError, StateStore};
 use webcare::care::suite as care_suite;
 use webcare::model::{Author, Direction, Engagement, Message, MessageKind, Visibility};
@@ -574,43 +572,9 @@ async fn nul_characters_round_trip() {
 
 // ---------------------------------------------------------------- the binary
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A feed of `total` messages in threads of three, paged by `limit`.
+/// A feed of `total` messages in threads of three.
 async fn backlog(total: usize) -> FakeApi {
-    FakeApi::start(Router::new().route(
-        "/v1/messages",
-        get(
-            move |Query(q): Query<BTreeMap<String, String>>| async move {
-                let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(50);
-                let start: usize = q
-                    .get("after")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0usize)
-                    .min(total);
-                let end = (start + limit).min(total);
-                let data: Vec<Value> = (start..end)
-                    .map(|i| {
-                        json!({
-                            "id": format!("pg-{i}"), "conversation_id": format!("thread-{}", i / 3),
-                            "type": "mention", "to_brand": true,
-                            "author": {"id": format!("u{i}"), "username": format!("klant{i}")},
-                            "text": format!("bericht {i} via PostgreSQL ✅"),
-                            "created_at": "2026-11-24T08:00:00Z"
-                        })
-                    })
-                    .collect();
-                Json(json!({"data": data, "next": end.to_string(), "has_more": end < total}))
-            },
-        ),
-    ))
-    .await
+    FakeApi::start(fake_feed::backlog_router("pg-", total, 3, Duration::ZERO)).await
 }
 
 fn write_config(dir: &Path, storage: &str, api: Option<&FakeApi>, listen: u16) -> PathBuf {
@@ -715,7 +679,7 @@ async fn webcare_run_ingests_into_postgres() {
     );
     let cases = String::from_utf8(listed.stdout).unwrap();
     assert_eq!(cases.lines().count(), 40, "120 messages in threads of 3");
-    assert!(cases.contains("bericht 0 via PostgreSQL ✅"), "{cases}");
+    assert!(cases.contains(&fake_feed::backlog_text(0)), "{cases}");
 
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();

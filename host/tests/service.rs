@@ -23,7 +23,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use fake_api::FakeApi;
+use fake_api::{FakeApi, free_port};
 use host_process::KillOnDrop;
 use plugins::plugin_path;
 use serde_json::{Value, json};
@@ -128,14 +128,6 @@ fn write_config(dir: &Path, listen: &str, brands: &[Brand]) -> PathBuf {
     let path = dir.join("webcare.toml");
     std::fs::write(&path, toml).unwrap();
     path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn spawn_run(config: &Path) -> KillOnDrop {

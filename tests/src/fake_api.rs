@@ -115,3 +115,13 @@ impl Drop for FakeApi {
         }
     }
 }
+
+/// A loopback port nothing listens on right now, for a server a test
+/// starts in another process (the port may be taken again in between;
+/// tests that start servers in-process bind port 0 instead).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}

@@ -100,3 +100,62 @@ pub fn feed_router() -> Router {
         .route("/v1/messages/{id}/replies", post(reply))
         .route("/slow", get(slow))
 }
+
+/// The text of backlog message `n` (Dutch, with an emoji, so every store
+/// round-trips non-ASCII text).
+pub fn backlog_text(n: usize) -> String {
+    format!("Mijn bestelling {n} is nog niet binnen 📦 kunnen jullie helpen?")
+}
+
+/// A channel with a backlog of `total` generated messages, paged like the
+/// feed API (query `limit`, default 50; cursor `after` = index of the next
+/// message), for ingest tests and benchmarks. Message `n` has the id
+/// `{prefix}m{n}`, belongs to thread `{prefix}t{n / thread_size}` and has
+/// the text [`backlog_text`]`(n)`; its author is one of 997. Items are
+/// rendered once, here, so serving a page costs a copy, not the bench's
+/// time; `delay` holds every page back, to stand for a slow channel. No
+/// token is checked.
+pub fn backlog_router(prefix: &str, total: usize, thread_size: usize, delay: Duration) -> Router {
+    let items: Vec<String> = (0..total)
+        .map(|n| {
+            let author = n % 997;
+            json!({
+                "id": format!("{prefix}m{n}"),
+                "conversation_id": format!("{prefix}t{}", n / thread_size),
+                "type": "mention",
+                "to_brand": true,
+                "author": {"id": format!("u{author}"), "username": format!("klant{author}"), "name": "Klant", "followers": n % 5000},
+                "text": backlog_text(n),
+                "lang": "nl",
+                "created_at": "2026-11-24T08:00:00Z",
+                "url": format!("https://feed.example/m/{prefix}{n}")
+            })
+            .to_string()
+        })
+        .collect();
+    let items = std::sync::Arc::new(items);
+    Router::new().route(
+        "/v1/messages",
+        get(move |Query(q): Query<BTreeMap<String, String>>| {
+            let items = std::sync::Arc::clone(&items);
+            async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(50);
+                let start = q
+                    .get("after")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0usize)
+                    .min(items.len());
+                let end = (start + limit).min(items.len());
+                let body = format!(
+                    r#"{{"data":[{}],"next":"{end}","has_more":{}}}"#,
+                    items[start..end].join(","),
+                    end < items.len()
+                );
+                ([("content-type", "application/json")], body)
+            }
+        }),
+    )
+}

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::fake_api::free_port;
 use crate::test_pki::TestPki;
 
 /// How long the server may take to accept connections.
@@ -208,11 +209,4 @@ fn as_server_user(drop_root: bool, program: &Path) -> Command {
     } else {
         Command::new(program)
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
