@@ -413,6 +413,13 @@ impl SqliteStorage {
                 })?;
                 // Only now: without a checkpointer the WAL would grow forever.
                 conn.pragma_update(None, "wal_autocheckpoint", 0)
+                    .and_then(|()| {
+                        conn.pragma_update(
+                            None,
+                            "journal_size_limit",
+                            super::sqlite_checkpoint::RESTART_PAGES * 4096,
+                        )
+                    })
                     .or_storage(format_args!("configuring {location}"))?;
                 Some(checkpointer)
             }
@@ -1962,6 +1969,9 @@ pub(super) mod tests {
         assert_eq!(pragma(&storage, "synchronous"), "1", "NORMAL by default");
         assert_eq!(pragma(&storage, "foreign_keys"), "1");
         assert_eq!(pragma(&storage, "busy_timeout"), "5000");
+        // The checkpointer thread checkpoints, never the writer's commits.
+        assert_eq!(pragma(&storage, "wal_autocheckpoint"), "0");
+        assert_eq!(pragma(&storage, "journal_size_limit"), "67108864");
 
         let durable = SqliteStorage::open_with(
             &dir.path().join("durable.db"),

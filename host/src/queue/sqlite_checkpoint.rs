@@ -13,7 +13,9 @@
 //!   (the writer never paused long enough for the WAL to start over), a
 //!   `RESTART` checkpoint: the writer waits while the rest is copied, and
 //!   the next commit starts the WAL from the beginning. That bounds the
-//!   WAL file at a few tens of MiB under any load.
+//!   WAL at a few tens of MiB under any load; when it starts over, SQLite
+//!   truncates the file to `journal_size_limit` (set to the same bound on
+//!   the writer's connection), so a burst does not keep its disk space.
 //!
 //! Durability is unchanged: a commit is in the WAL when it returns, as
 //! before; the checkpoint only moves pages into the main file. A failed
@@ -33,8 +35,12 @@ pub(super) const PERIOD: Duration = Duration::from_millis(100);
 /// 64 MiB) is checkpointed with `RESTART`.
 pub(super) const RESTART_PAGES: i64 = 16_384;
 
-/// How long a checkpoint waits for the writer's lock (`RESTART` only).
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a `RESTART` checkpoint waits for other connections (a reader
+/// in another process, say `webcare queue list`). While it waits it holds
+/// the write lock, so this is how long it may stall ingest; short, because
+/// when it gives up the next period simply tries again. (`PASSIVE` never
+/// waits.)
+const BUSY_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The running checkpointer; stops (and closes its connection) when
 /// dropped.
