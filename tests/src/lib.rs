@@ -4,6 +4,7 @@
 //! `plugins`, `fake_api`, `fake_feed`, `host_process` and `postgres_db` do not depend on the host
 //! crate, so the host's own CLI tests include them by path.
 
+pub mod care_api;
 pub mod fake_api;
 pub mod fake_discourse;
 pub mod fake_facebook;

@@ -11,13 +11,13 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use webcare::capabilities::{AllowList, ConnectorId, Secret};
-use webcare::care::store::NewToken;
-use webcare::care::{Role, tokens};
+use webcare::care::Role;
 use webcare::queue::Storage;
 use webcare::queue::sqlite::SqliteStorage;
 use webcare::runtime::CallLimits;
 use webcare::service::{ConnectorSpec, RunningService, ServiceSpec};
 use webcare::triage::TriagePolicy;
+use webcare_tests::care_api::{ApiClient, create_token};
 use webcare_tests::fake_api::FakeApi;
 use webcare_tests::fake_twitter::{BRAND_ID, BRAND_USERNAME, FakeX, SEARCH_QUERY, TOKEN};
 use webcare_tests::plugins::plugin_path;
@@ -31,7 +31,7 @@ const TWEETER: &str = "1100000000000000011";
 struct Host {
     service: RunningService,
     storage: Arc<dyn Storage>,
-    http: reqwest::Client,
+    api: ApiClient,
     _x: FakeApi,
     _dir: tempfile::TempDir,
 }
@@ -98,9 +98,9 @@ async fn start() -> Host {
         .await
         .expect("the host starts");
     Host {
+        api: ApiClient::new(service.addr),
         service,
         storage,
-        http: reqwest::Client::new(),
         _x: x,
         _dir: dir,
     }
@@ -108,24 +108,12 @@ async fn start() -> Host {
 
 impl Host {
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.service.addr)
+        self.api.url(path)
     }
 
     async fn token(&self, brand: &str, role: Role) -> String {
-        let secret = tokens::generate();
-        self.storage
-            .care()
-            .unwrap()
-            .create_token(&NewToken {
-                name: format!("{brand}-{}", role.as_str()),
-                brand: Some(brand.into()),
-                role,
-                hash: tokens::hash(&secret),
-                at: 0,
-            })
-            .await
-            .unwrap();
-        secret
+        let name = format!("{brand}-{}", role.as_str());
+        create_token(&self.storage, &name, Some(brand), role).await
     }
 
     /// A contact-form message from a logged-in shop customer.
@@ -137,6 +125,7 @@ impl Host {
             "text": text, "created_at": "2026-11-24T10:00:00Z"
         }], "next": null, "has_more": false});
         let r = self
+            .api
             .http
             .post(self.url(&format!("/webhooks/{brand}/shop")))
             .json(&body)
@@ -155,6 +144,7 @@ impl Host {
             subject.len()
         );
         let r = self
+            .api
             .http
             .post(self.url("/webhooks/acme/mail"))
             .header("x-webhook-token", MAIL_TOKEN)
@@ -167,26 +157,11 @@ impl Host {
     }
 
     async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json().await.unwrap_or(Value::Null))
+        self.api.get(token, path).await
     }
 
     async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (r.status(), r.json().await.unwrap_or(Value::Null))
+        self.api.post(token, path, body).await
     }
 
     /// The case whose first message came from `author_id` on `connector`.

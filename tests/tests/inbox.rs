@@ -9,7 +9,6 @@
 //! `npm ci --prefix tests/browser`. Without them the test is skipped with a
 //! note, except under CI (`CI` set), where it fails.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -18,19 +17,14 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
-use webcare::capabilities::{AllowList, ConnectorId, Secret};
-use webcare::care::store::NewToken;
-use webcare::care::{Role, tokens};
+use webcare::care::Role;
 use webcare::queue::Storage;
 use webcare::queue::sqlite::SqliteStorage;
-use webcare::runtime::CallLimits;
-use webcare::service::{ConnectorSpec, RunningService, ServiceSpec};
-use webcare::triage::TriagePolicy;
+use webcare::service::{RunningService, ServiceSpec};
+use webcare_tests::care_api::{create_token, facebook_spec};
 use webcare_tests::fake_api::FakeApi;
-use webcare_tests::fake_facebook::{
-    APP_SECRET, FakeGraph, PAGE_ID, TOKEN, VERIFY_TOKEN, graph_router, sign,
-};
-use webcare_tests::plugins::{plugin_path, workspace_root};
+use webcare_tests::fake_facebook::{APP_SECRET, FakeGraph, PAGE_ID, graph_router, sign};
+use webcare_tests::plugins::workspace_root;
 
 /// The post the customer comments on.
 const POST: &str = "1234567890321_901097836652708";
@@ -77,50 +71,14 @@ fn find_browser() -> Result<Browser, String> {
     })
 }
 
-fn facebook_spec(brand: &str, api: &FakeApi) -> ConnectorSpec {
-    ConnectorSpec {
-        id: ConnectorId {
-            brand: brand.into(),
-            connector: "facebook".into(),
-        },
-        plugin: plugin_path("facebook_connector"),
-        poll: false,
-        poll_interval: Duration::from_secs(3600),
-        allow_list: AllowList::parse(&[api.allow_entry()]).unwrap(),
-        limits: CallLimits::default(),
-        settings: BTreeMap::from([
-            ("graph_base_url".to_string(), api.base_url()),
-            ("page_id".to_string(), PAGE_ID.to_string()),
-        ]),
-        secrets: BTreeMap::from([
-            ("page_access_token".to_string(), Secret::new(TOKEN)),
-            ("app_secret".to_string(), Secret::new(APP_SECRET)),
-            ("verify_token".to_string(), Secret::new(VERIFY_TOKEN)),
-        ]),
-        triage: TriagePolicy::default(),
-    }
-}
-
 /// A token for `name` in `brand` (`None`: an agency admin).
 async fn agent_token(storage: &Arc<dyn Storage>, name: &str, brand: Option<&str>) -> String {
-    let secret = tokens::generate();
-    storage
-        .care()
-        .unwrap()
-        .create_token(&NewToken {
-            name: name.into(),
-            brand: brand.map(str::to_string),
-            role: if brand.is_some() {
-                Role::Agent
-            } else {
-                Role::Admin
-            },
-            hash: tokens::hash(&secret),
-            at: 0,
-        })
-        .await
-        .unwrap();
-    secret
+    let role = if brand.is_some() {
+        Role::Agent
+    } else {
+        Role::Admin
+    };
+    create_token(storage, name, brand, role).await
 }
 
 struct Host {

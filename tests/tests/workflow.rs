@@ -12,20 +12,14 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use webcare::capabilities::{AllowList, ConnectorId, Secret};
-use webcare::care::store::NewToken;
-use webcare::care::{Role, tokens};
+use webcare::care::Role;
 use webcare::config::{DatabaseUrl, StorageConfig};
 use webcare::queue::Storage;
 use webcare::queue::sqlite::SqliteStorage;
-use webcare::runtime::CallLimits;
-use webcare::service::{ConnectorSpec, RunningService, ServiceSpec};
-use webcare::triage::TriagePolicy;
+use webcare::service::{RunningService, ServiceSpec};
+use webcare_tests::care_api::{ApiClient, create_token, facebook_spec};
 use webcare_tests::fake_api::FakeApi;
-use webcare_tests::fake_facebook::{
-    APP_SECRET, FakeGraph, PAGE_ID, TOKEN, VERIFY_TOKEN, graph_router, sign,
-};
-use webcare_tests::plugins::plugin_path;
+use webcare_tests::fake_facebook::{APP_SECRET, FakeGraph, PAGE_ID, graph_router, sign};
 use webcare_tests::postgres_db::TestDatabase;
 
 /// The post the customers comment on.
@@ -36,34 +30,10 @@ struct Host {
     storage: Arc<dyn Storage>,
     graph_api: FakeApi,
     graph: FakeGraph,
-    http: reqwest::Client,
+    api: ApiClient,
     /// Where a PostgreSQL queue lives, dropped (with the database) last.
     _db: Option<TestDatabase>,
     _dir: Option<tempfile::TempDir>,
-}
-
-fn facebook_spec(brand: &str, api: &FakeApi) -> ConnectorSpec {
-    ConnectorSpec {
-        id: ConnectorId {
-            brand: brand.into(),
-            connector: "facebook".into(),
-        },
-        plugin: plugin_path("facebook_connector"),
-        poll: false,
-        poll_interval: Duration::from_secs(3600),
-        allow_list: AllowList::parse(&[api.allow_entry()]).unwrap(),
-        limits: CallLimits::default(),
-        settings: BTreeMap::from([
-            ("graph_base_url".to_string(), api.base_url()),
-            ("page_id".to_string(), PAGE_ID.to_string()),
-        ]),
-        secrets: BTreeMap::from([
-            ("page_access_token".to_string(), Secret::new(TOKEN)),
-            ("app_secret".to_string(), Secret::new(APP_SECRET)),
-            ("verify_token".to_string(), Secret::new(VERIFY_TOKEN)),
-        ]),
-        triage: TriagePolicy::default(),
-    }
 }
 
 /// Two brands, each with a Facebook page connector, on one host with its
@@ -99,11 +69,11 @@ async fn start_host_on(storage: Arc<dyn Storage>) -> Host {
         .await
         .expect("the host starts");
     Host {
+        api: ApiClient::new(service.addr),
         service,
         storage,
         graph_api,
         graph,
-        http: reqwest::Client::new(),
         _db: None,
         _dir: None,
     }
@@ -111,25 +81,12 @@ async fn start_host_on(storage: Arc<dyn Storage>) -> Host {
 
 impl Host {
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.service.addr)
+        self.api.url(path)
     }
 
     /// A token for `name` with `role` in `brand` (`None`: agency admin).
     async fn token(&self, name: &str, brand: Option<&str>, role: Role) -> String {
-        let secret = tokens::generate();
-        self.storage
-            .care()
-            .unwrap()
-            .create_token(&NewToken {
-                name: name.into(),
-                brand: brand.map(str::to_string),
-                role,
-                hash: tokens::hash(&secret),
-                at: 0,
-            })
-            .await
-            .unwrap();
-        secret
+        create_token(&self.storage, name, brand, role).await
     }
 
     /// A customer's comment on the page's post, delivered as Meta does.
@@ -157,6 +114,7 @@ impl Host {
         })
         .to_string();
         let response = self
+            .api
             .http
             .post(self.url(&format!("/webhooks/{brand}/facebook")))
             .header("content-type", "application/json")
@@ -169,28 +127,11 @@ impl Host {
     }
 
     async fn get(&self, token: &str, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        self.api.get(token, path).await
     }
 
     async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        self.api.post(token, path, body).await
     }
 
     /// The one case of `brand` (asserts there is exactly one).
@@ -705,6 +646,7 @@ async fn a_brand_token_never_reaches_another_brands_cases() {
     assert_eq!(host.only_case(&agency, "globex").await["id"], globex_case);
     assert_eq!(host.only_case(&agency, "acme").await["id"], acme_case);
     let response = host
+        .api
         .http
         .get(host.url("/api/v1/brands/acme/cases"))
         .send()
@@ -780,6 +722,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
 
     // The OpenAPI document is served and names every route.
     let doc: Value = host
+        .api
         .http
         .get(host.url("/api/v1/openapi.json"))
         .send()
@@ -840,11 +783,11 @@ async fn a_new_case_is_acknowledged_once_from_the_brands_template() {
         .await
         .unwrap();
     let host = Host {
+        api: ApiClient::new(service.addr),
         service,
         storage,
         graph_api,
         graph,
-        http: reqwest::Client::new(),
         _db: None,
         _dir: Some(dir),
     };
