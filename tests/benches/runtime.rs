@@ -39,9 +39,12 @@ fn runtime(interruption: Interruption) -> Runtime {
 }
 
 fn connector(rt: &Runtime, tokio: &tokio::runtime::Runtime) -> ConnectorInstance {
-    let plugin = tokio
-        .block_on(rt.load_file(&plugin_path("template_connector")))
-        .unwrap();
+    plugin_instance(rt, tokio, "template_connector")
+}
+
+/// A warm instance of the plugin `name` with the template's settings.
+fn plugin_instance(rt: &Runtime, tokio: &tokio::runtime::Runtime, name: &str) -> ConnectorInstance {
+    let plugin = tokio.block_on(rt.load_file(&plugin_path(name))).unwrap();
     let settings = BTreeMap::from([
         ("base_url".to_string(), "https://feed.example".to_string()),
         ("brand_handle".to_string(), "acme_care".to_string()),
@@ -245,6 +248,44 @@ fn bench_normalise(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+
+    // The guest code alone: the `guest-bench` plugin runs the same
+    // `normalize_page` ROUNDS times per call, so the host's lowering and
+    // lifting (once per call) shrink to a 1/ROUNDS share.
+    const ROUNDS: u64 = 50;
+    let rt = runtime(Interruption::Epoch);
+    let mut inst = plugin_instance(&rt, &tokio, "guest_bench_plugin");
+    let request = WebhookRequest {
+        method: "POST".into(),
+        query: vec![("rounds".into(), ROUNDS.to_string())],
+        body: page.clone(),
+        ..WebhookRequest::default()
+    };
+    let check = tokio
+        .block_on(inst.handle_webhook(request.clone()))
+        .unwrap();
+    let expected = template_connector::normalize_page(&page, "acme_care")
+        .unwrap()
+        .messages
+        .len();
+    assert_eq!(check.response.body, expected.to_string().as_bytes());
+    let mut group = c.benchmark_group("normalise_guest_only");
+    group.throughput(Throughput::Elements(100 * ROUNDS));
+    group.bench_function("wasm_epoch", |b| {
+        b.iter_custom(|iters| {
+            tokio.block_on(async {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    let call = Call::Webhook(request.clone());
+                    let start = Instant::now();
+                    black_box(inst.invoke(call).await.unwrap());
+                    elapsed += start.elapsed();
+                }
+                elapsed
+            })
+        })
+    });
     group.finish();
 }
 

@@ -18,6 +18,7 @@ pub const PACKAGES: &[&str] = &[
     "email-connector",
     "hostile-plugin",
     "noop-plugin",
+    "guest-bench-plugin",
     "skewed-plugin",
     "not-a-connector",
 ];
