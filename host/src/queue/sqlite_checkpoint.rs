@@ -67,6 +67,11 @@ impl Checkpointer {
     /// caller turns automatic checkpoints off on its own connection only
     /// once this succeeded.
     pub(super) fn start(path: &Path, location: &str) -> std::io::Result<Self> {
+        Self::start_with(path, location, RESTART_PAGES)
+    }
+
+    /// [`Checkpointer::start`] with another `RESTART` threshold (tests).
+    fn start_with(path: &Path, location: &str, restart_pages: i64) -> std::io::Result<Self> {
         let conn = Connection::open(path).map_err(std::io::Error::other)?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(std::io::Error::other)?;
@@ -76,7 +81,7 @@ impl Checkpointer {
             .spawn({
                 let signal = Arc::clone(&signal);
                 let location = location.to_string();
-                move || run(conn, &signal, &location)
+                move || run(conn, &signal, &location, restart_pages)
             })?;
         Ok(Checkpointer {
             signal,
@@ -114,7 +119,7 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(conn: Connection, signal: &Signal, location: &str) {
+fn run(conn: Connection, signal: &Signal, location: &str, restart_pages: i64) {
     let mut last: Option<Instant> = None;
     loop {
         {
@@ -144,7 +149,7 @@ fn run(conn: Connection, signal: &Signal, location: &str) {
         }
         last = Some(Instant::now());
         match checkpoint(&conn, "PASSIVE") {
-            Ok(pages) if pages > RESTART_PAGES => {
+            Ok(pages) if pages > restart_pages => {
                 if let Err(e) = checkpoint(&conn, "RESTART") {
                     tracing::warn!(%location, "WAL checkpoint (RESTART) failed: {e}");
                 }
@@ -213,5 +218,43 @@ mod tests {
             .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
             .unwrap();
         assert_eq!(rows, 2000);
+    }
+
+    /// A writer that never pauses never lets a `PASSIVE` checkpoint catch
+    /// up, so the WAL would only grow; the `RESTART` threshold keeps it
+    /// within a bound all the same.
+    #[test]
+    fn a_writer_that_never_pauses_keeps_a_bounded_wal() {
+        const PAGE: usize = 4096;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.db");
+        let wal = dir.path().join("queue.db-wal");
+        let mut writer = Connection::open(&path).unwrap();
+        writer.pragma_update(None, "journal_mode", "WAL").unwrap();
+        writer.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
+        writer.busy_timeout(Duration::from_secs(5)).unwrap();
+        // 256 pages (1 MiB) instead of 64 MiB, to keep the test small.
+        let checkpointer = Checkpointer::start_with(&path, "queue.db", 256).unwrap();
+        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        // 16 MiB in transactions of 20 KiB, with a breath between them
+        // (a real writer triages and builds its next batch meanwhile).
+        let mut written = 0;
+        let mut largest = 0;
+        while written < 16 << 20 {
+            let tx = writer.transaction().unwrap();
+            for _ in 0..5 {
+                tx.execute("INSERT INTO t VALUES (randomblob(4000))", [])
+                    .unwrap();
+            }
+            tx.commit().unwrap();
+            checkpointer.written();
+            written += 5 * PAGE;
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            largest < 8 << 20,
+            "the WAL grew to {largest} bytes of {written} written"
+        );
     }
 }
