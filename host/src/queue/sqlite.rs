@@ -403,6 +403,10 @@ impl SqliteStorage {
         // 2 MiB makes every commit re-read them from the OS.
         conn.pragma_update(None, "cache_size", -CACHE_KIB)
             .or_storage(format_args!("configuring {location}"))?;
+        // Sorts and temporary b-trees (the bulk index catch-up sorts 16 384
+        // rows) stay in memory instead of temporary files.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .or_storage(format_args!("configuring {location}"))?;
         migrate(&mut conn, &location)?;
         let checkpointer = match file {
             Some(path) => {
