@@ -172,6 +172,20 @@ fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
 mod tests {
     use super::*;
 
+    /// A writer connection in WAL mode on `queue.db` in `dir`, with table
+    /// `t`, and a checkpointer (`RESTART` past `restart_pages`) that has
+    /// taken the checkpoints over from it.
+    fn writer_with_checkpointer(dir: &Path, restart_pages: i64) -> (Connection, Checkpointer) {
+        let path = dir.join("queue.db");
+        let writer = Connection::open(&path).unwrap();
+        writer.pragma_update(None, "journal_mode", "WAL").unwrap();
+        writer.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
+        writer.busy_timeout(Duration::from_secs(5)).unwrap();
+        let checkpointer = Checkpointer::start_with(&path, "queue.db", restart_pages).unwrap();
+        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        (writer, checkpointer)
+    }
+
     fn wal_pages(conn: &Connection) -> (i64, i64) {
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
             Ok((row.get(1)?, row.get(2)?))
@@ -185,12 +199,7 @@ mod tests {
     fn the_thread_checkpoints_what_the_writer_commits() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("queue.db");
-        let writer = Connection::open(&path).unwrap();
-        writer.pragma_update(None, "journal_mode", "WAL").unwrap();
-        let checkpointer = Checkpointer::start(&path, "queue.db").unwrap();
-        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        writer.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
-        let mut writer = writer;
+        let (mut writer, checkpointer) = writer_with_checkpointer(dir.path(), RESTART_PAGES);
         let tx = writer.transaction().unwrap();
         for _ in 0..2000 {
             tx.execute("INSERT INTO t VALUES (randomblob(1000))", [])
@@ -227,15 +236,9 @@ mod tests {
     fn a_writer_that_never_pauses_keeps_a_bounded_wal() {
         const PAGE: usize = 4096;
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("queue.db");
         let wal = dir.path().join("queue.db-wal");
-        let mut writer = Connection::open(&path).unwrap();
-        writer.pragma_update(None, "journal_mode", "WAL").unwrap();
-        writer.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
-        writer.busy_timeout(Duration::from_secs(5)).unwrap();
         // 256 pages (1 MiB) instead of 64 MiB, to keep the test small.
-        let checkpointer = Checkpointer::start_with(&path, "queue.db", 256).unwrap();
-        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        let (mut writer, checkpointer) = writer_with_checkpointer(dir.path(), 256);
         // 16 MiB in transactions of 20 KiB, with a breath between them
         // (a real writer triages and builds its next batch meanwhile).
         let mut written = 0;
