@@ -210,7 +210,6 @@ mod tests {
         // The thread's checkpoint copies every page the writer committed.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let path = dir.path().join("queue.db");
             let size = std::fs::metadata(&path).unwrap().len();
             if size > 1_000_000 {
                 break;
